@@ -1,0 +1,20 @@
+/*
+ * hypercall() for the host build: the call goes to Python.
+ *
+ * In the guest, hypercall() jumps into the page of stubs that Xen wrote;
+ * here the same arguments go to host_hypercall(), which Python serves. The
+ * only extra rule: HOST_UNWIND means "this domain no longer runs", and the
+ * kernel must not continue, so we unwind to Python instead of returning.
+ */
+#include <host/host.h>
+#include <minios/hypervisor.h>
+
+long hypercall(unsigned int nr, unsigned long a1, unsigned long a2,
+               unsigned long a3, unsigned long a4, unsigned long a5)
+{
+    long rc = host_hypercall(nr, a1, a2, a3, a4, a5);
+
+    if (rc == HOST_UNWIND)
+        host_unwind();
+    return rc;
+}

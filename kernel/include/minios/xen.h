@@ -1,0 +1,22 @@
+/*
+ * The Xen ABI, from Xen's own public headers (Debian's libxen-dev).
+ *
+ * The interface version must be set before the first include: without it
+ * the headers fall back to the legacy interface, where some hypercall
+ * numbers silently mean their old compat versions.
+ */
+#ifndef MINIOS_XEN_H
+#define MINIOS_XEN_H
+
+#define __XEN_INTERFACE_VERSION__ 0x00040e00
+
+#include <minios/types.h>
+
+#include <xen/xen.h>
+#include <xen/event_channel.h>
+#include <xen/sched.h>
+#include <xen/vcpu.h>
+#include <xen/version.h>
+#include <xen/memory.h>
+
+#endif

@@ -1,0 +1,1 @@
+"""minios-lab: the Mini-OS course kit."""

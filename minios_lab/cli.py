@@ -1,0 +1,71 @@
+"""The `minios-lab` command line: doctor, setup, build, boot, lab, test."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .toolchain import doctor
+    checks = doctor()
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "ok     " if check.ok else "MISSING"
+        print(f"{mark} {check.name:<{width}}  {check.detail}")
+        if not check.ok and check.fix:
+            print(f"{'':8}{'':<{width}}  fix: {check.fix}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from .toolchain import setup
+    setup()
+    return cmd_doctor(args)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .boot import build_image
+    print(build_image())
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    from .boot import main_boot
+    return main_boot(args.rest)
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    jupyter = Path(sys.executable).with_name("jupyter")
+    return subprocess.call([str(jupyter), "lab", "--ip=127.0.0.1",
+                            f"--notebook-dir={REPO_DIR / 'notebooks'}"])
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    return subprocess.call(["make", "-C", str(REPO_DIR), "test"],
+                           env=os.environ.copy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="minios-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="what is present, what is missing, the fix")
+    sub.add_parser("setup", help="fetch QEMU, Xen and Xen's headers")
+    sub.add_parser("build", help="build the guest image kernel/build/minios.elf")
+    boot = sub.add_parser("boot", help="build and boot the guest on Xen in QEMU")
+    boot.add_argument("rest", nargs=argparse.REMAINDER,
+                      help="options of the boot command (see boot --help)")
+    sub.add_parser("lab", help="start JupyterLab on notebooks/")
+    sub.add_parser("test", help="run every test (make test)")
+    args = parser.parse_args(argv)
+    handler = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build,
+               "boot": cmd_boot, "lab": cmd_lab, "test": cmd_test}
+    return handler[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""The host build's hypervisor: Python plays Xen for one lesson at a time.
+
+A host-built kernel unit calls ``hypercall(nr, a1..a5)`` like the guest
+does, but the call lands in :meth:`Hypervisor.hypercall`. The base class
+serves the console and shutdown and records every call, so a notebook can
+show "the kernel asked Xen to ...". Lessons subclass it to serve more (page
+table updates, event channels, timers), always saying what real Xen does.
+
+:class:`KernelLib` is the thin 1:1 face of a built unit: ``kernel.f(x)``
+calls the C function ``f`` (or ``minios_f`` for names that clash with the C
+library). If the kernel panics, the call raises :class:`KernelPanic`; if it
+shuts the domain down, :class:`DomainShutdown`; if the Python hypervisor
+itself raised, that exception. The process and the Jupyter kernel go on.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable
+
+from .errors import DomainShutdown, KernelPanic
+
+# Host-side sentinel: keep in step with HOST_UNWIND in kernel/host/include/host/host.h.
+HOST_UNWIND = -0x7EAD0000
+
+
+@dataclass
+class HypercallRecord:
+    """One hypercall the kernel made: its name, raw arguments and result."""
+
+    name: str
+    args: tuple[int, ...]
+    result: int
+    note: str = ""
+
+    def __str__(self) -> str:
+        args = ", ".join(hex(a) if a > 9 else str(a) for a in self.args)
+        text = f"{self.name}({args}) = {self.result}"
+        return f"{text}  # {self.note}" if self.note else text
+
+
+@dataclass
+class Hypervisor:
+    """Python standing in for Xen: serves hypercalls, records them."""
+
+    calls: list[HypercallRecord] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    shutdown_reason: str | None = None
+    lib: Any = None
+    ffi: Any = None
+
+    def attach(self, module: ModuleType) -> None:
+        self.lib, self.ffi = module.lib, module.ffi
+        self._numbers = {getattr(module.lib, n): n[len("__HYPERVISOR_"):]
+                         for n in dir(module.lib)
+                         if n.startswith("__HYPERVISOR_")}
+
+    # -- dispatch -------------------------------------------------------------
+    def hypercall(self, nr: int, *args: int) -> int:
+        name = self._numbers.get(nr, f"hypercall_{nr}")
+        handler: Callable[..., int] | None = getattr(self, f"do_{name}", None)
+        self._note = ""
+        result = handler(*args) if handler else -errno.ENOSYS
+        self.calls.append(HypercallRecord(name, args, result, self._note))
+        return result
+
+    def note(self, text: str) -> None:
+        """Attach an explanation to the hypercall being served."""
+        self._note = text
+
+    # -- hypercalls every lesson needs -----------------------------------------
+    def do_console_io(self, cmd: int, count: int, ptr: int, *_: int) -> int:
+        if cmd != self.lib.CONSOLEIO_write:
+            return -errno.ENOSYS
+        data = bytes(self.ffi.buffer(self.ffi.cast("char *", ptr), count))
+        self.console.append(data.decode("latin-1"))
+        return 0
+
+    def do_sched_op(self, cmd: int, arg: int, *_: int) -> int:
+        if cmd != self.lib.SCHEDOP_shutdown:
+            return -errno.ENOSYS
+        reason = self.ffi.cast("struct sched_shutdown *", arg).reason
+        names = {self.lib.SHUTDOWN_poweroff: "poweroff",
+                 self.lib.SHUTDOWN_reboot: "reboot",
+                 self.lib.SHUTDOWN_crash: "crash",
+                 self.lib.SHUTDOWN_suspend: "suspend",
+                 self.lib.SHUTDOWN_watchdog: "watchdog"}
+        self.shutdown_reason = names.get(reason, f"reason {reason}")
+        self.note(f"domain shut down: {self.shutdown_reason}")
+        return HOST_UNWIND
+
+    # -- views ------------------------------------------------------------------
+    @property
+    def console_text(self) -> str:
+        return "".join(self.console)
+
+    def call_names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+
+class _Registry:
+    """Which Hypervisor serves each loaded extension module right now."""
+
+    active: dict[str, Hypervisor] = {}
+    errors: dict[str, BaseException] = {}
+    hooked: set[str] = set()
+
+
+def _hook(module: ModuleType, key: str) -> None:
+    if key in _Registry.hooked:
+        return
+
+    def on_error(exc_type, exc, tb):  # a bug in the Python "Xen"
+        _Registry.errors[key] = exc
+        return HOST_UNWIND
+
+    @module.ffi.def_extern(name="host_hypercall", onerror=on_error)
+    def host_hypercall(nr, a1, a2, a3, a4, a5):
+        hv = _Registry.active.get(key)
+        if hv is None:
+            return -errno.ENOSYS
+        result = hv.hypercall(nr, a1, a2, a3, a4, a5)
+        return result
+
+    _Registry.hooked.add(key)
+
+
+class KernelLib:
+    """A host-built kernel unit: C functions callable from Python, safely."""
+
+    def __init__(self, module: ModuleType, hypervisor: Hypervisor | None = None):
+        self.module = module
+        self.ffi = module.ffi
+        self.lib = module.lib
+        self._key = module.__name__
+        _hook(module, self._key)
+        self.hypervisor = hypervisor or Hypervisor()
+        self.hypervisor.attach(module)
+
+    def __getattr__(self, name: str) -> Any:
+        lib = self.__dict__["lib"]
+        names = self.__dict__.setdefault("_names", set(dir(lib)))
+        for candidate in (name, "minios_" + name):
+            if candidate in names:
+                value = getattr(lib, candidate)
+                return self._guarded(value) if callable(value) else value
+        raise AttributeError(f"kernel unit has no function or global {name!r}")
+
+    def _guarded(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            return self.call(function, *args)
+        call.__name__ = getattr(function, "__name__", "kernel_function")
+        return call
+
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Call a kernel function with this unit's hypervisor serving it."""
+        previous = _Registry.active.get(self._key)
+        _Registry.active[self._key] = self.hypervisor
+        try:
+            result = function(*args)
+        finally:
+            _Registry.active[self._key] = previous
+        unwound = self.lib.host_take_unwound()
+        error = _Registry.errors.pop(self._key, None)
+        if error is not None:
+            raise error
+        if unwound:
+            self._raise_for_shutdown()
+        return result
+
+    def _raise_for_shutdown(self) -> None:
+        reason = self.hypervisor.shutdown_reason or "unknown"
+        self.hypervisor.shutdown_reason = None
+        if reason == "crash":
+            info = self.lib.panic_info
+            file = self.ffi.string(info.file).decode() if info.file else "?"
+            raise KernelPanic(self.ffi.string(info.message).decode("latin-1"),
+                              file, info.line, self.hypervisor.console_text)
+        raise DomainShutdown(reason)
