@@ -91,8 +91,8 @@ class StartOfDay:
         bi = self.ffi.new("struct boot_info *")
         if self.kernel.parse_start_info(si, bi) != 0:
             raise StartInfoError(self.ffi.string(bi.error).decode())
-        args = {self.ffi.string(bi.args[i].key).decode():
-                self.ffi.string(bi.args[i].value).decode()
+        args = {self.ffi.string(bi.args[i].key).decode("latin-1"):
+                self.ffi.string(bi.args[i].value).decode("latin-1")
                 for i in range(bi.nr_args)}
         return BootInfo(**{f: getattr(bi, f) for f in _FIELDS}, args=args)
 

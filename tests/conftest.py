@@ -1,0 +1,34 @@
+"""Shared fixtures: a private copy of kernel/ that a test may edit."""
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+KERNEL = REPO / "kernel"
+
+
+@pytest.fixture
+def kernel_copy(tmp_path: Path) -> Path:
+    """A copy of kernel/ (sources and headers, no build output).
+
+    A unique marker comment makes its build hash differ from every other
+    copy, so each test really compiles.
+    """
+    dst = tmp_path / "kernel"
+    shutil.copytree(KERNEL, dst, ignore=shutil.ignore_patterns("build"))
+    marker = dst / "host" / "marker.h"
+    marker.write_text(f"/* test copy {uuid.uuid4()} */\n")
+    return dst
+
+
+def edit(path: Path, old: str, new: str) -> int:
+    """Replace `old` (which must occur once) by `new`; return its line."""
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} must occur once in {path}"
+    line = text[: text.index(old)].count("\n") + 1
+    path.write_text(text.replace(old, new))
+    return line
