@@ -12,8 +12,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: setup lab test test-unit test-notebooks boot kernel format format-check clean bench
+.PHONY: setup lab test test-unit test-notebooks boot kernel format format-check clean bench notebooks
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +30,13 @@ lab: setup
 
 test: setup
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
-	$(BIN)/pytest --nbval --sanitize-with tests/nbval_sanitize.cfg -p no:randomly $(PYTEST_ARGS) notebooks
+	$(BIN)/pytest $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
 test-unit: setup
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
 
 test-notebooks: setup
-	$(BIN)/pytest --nbval --sanitize-with tests/nbval_sanitize.cfg $(PYTEST_ARGS) notebooks
+	$(BIN)/pytest $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
 boot: setup
 	$(BIN)/minios-lab boot
@@ -53,3 +54,7 @@ bench: setup
 clean:
 	$(MAKE) -C kernel clean
 	rm -rf $(VENV) .pytest_cache
+
+# Re-run every notebook from notebooks/src/ and store it with its outputs.
+notebooks: setup
+	$(BIN)/python scripts/nbgen.py
