@@ -30,7 +30,7 @@ class Snippet:
 
     @property
     def last_line(self) -> int:
-        return self.first_line + self.text.count("\n")
+        return self.first_line + self.text.count("\n") - 1
 
     @property
     def title(self) -> str:
@@ -99,21 +99,28 @@ def _with_comment(lines: list[str], start: int) -> int:
     return start
 
 
-def extract(path: str, name: str) -> Snippet:
-    """Find `name` (function, struct, macro, label) in kernel/`path`."""
-    file = KERNEL_DIR / path
+def extract(path: str, name: str, root: Path = KERNEL_DIR,
+            shown_as: str = "kernel") -> Snippet:
+    """Find `name` (function, struct, macro, label) in `root`/`path`."""
+    file = root / path
     if not file.is_file():
-        raise FileNotFoundError(f"kernel/{path} does not exist")
+        raise FileNotFoundError(f"{shown_as}/{path} does not exist")
     lines = file.read_text().splitlines()
     try:
         start = _find_start(lines, name)
         end = _find_end(lines, start)
     except LookupError:
         raise LookupError(f"no function, struct or macro named {name!r} "
-                          f"in kernel/{path}") from None
+                          f"in {shown_as}/{path}") from None
     start = _with_comment(lines, start)
-    return Snippet(f"kernel/{path}", start + 1,
+    return Snippet(f"{shown_as}/{path}", start + 1,
                    "\n".join(lines[start:end + 1]) + "\n")
+
+
+def show_xen(header: str, name: str) -> Snippet:
+    """Show `name` from one of Xen's public headers, e.g. ("xen.h", "start_info")."""
+    from .toolchain import xen_include_dir
+    return extract(header, name, xen_include_dir() / "xen", "include/xen")
 
 
 def show(path: str, name: str | None = None) -> Snippet:
