@@ -137,9 +137,11 @@ unsigned long boot_arg_ulong(const struct boot_info *bi, const char *key,
 
 static void print_flags(unsigned long flags)
 {
-    printk("  %-14s 0x%lx%s%s\n", "flags", flags,
+    printk("  %-14s 0x%lx%s%s%s%s\n", "flags", flags,
            (flags & SIF_PRIVILEGED) ? " privileged" : "",
-           (flags & SIF_INITDOMAIN) ? " initdomain" : "");
+           (flags & SIF_INITDOMAIN) ? " initdomain" : "",
+           (flags & SIF_MULTIBOOT_MOD) ? " multiboot_mod" : "",
+           (flags & SIF_MOD_START_PFN) ? " mod_start_pfn" : "");
 }
 
 void print_start_of_day(const struct boot_info *bi)
@@ -147,6 +149,7 @@ void print_start_of_day(const struct boot_info *bi)
     int i;
 
     printk("start_info: magic %s\n", bi->si->magic);
+    printk("  %-14s %p\n", "start_info", (const void *)bi->si);
     printk("  %-14s %lu (%lu MiB)\n", "nr_pages", bi->nr_pages,
            bi->nr_pages >> (20 - PAGE_SHIFT));
     printk("  %-14s 0x%lx\n", "shared_info", bi->shared_info_ma);

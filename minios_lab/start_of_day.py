@@ -10,24 +10,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import MiniosLabError
 from .units import load
 
-# What Xen 4.17 gave a 64 MiB dom0 of this kit (see tests/test_boot.py);
-# addresses are virtual, the kernel being linked at 0.
+# What Xen 4.17 gave this kit's guest as a 64 MiB dom0 in QEMU (read off a
+# real boot's report). Addresses are virtual, the kernel being linked at 0,
+# except shared_info, a machine address. flags 0x303: privileged, initial
+# domain, and power-management bits 8-15.
 DEFAULTS = dict(
     magic=b"xen-3.0-x86_64",
     nr_pages=16384,
-    shared_info=0x3FE5000,
-    flags=0x3,
-    pt_base=0x40D000,
-    nr_pt_frames=6,
-    mfn_list=0x400000,
+    shared_info=0xFDBA000,
+    flags=0x303,
+    pt_base=0x38000,
+    nr_pt_frames=5,
+    mfn_list=0x17000,
     mod_start=0x0,
     mod_len=0,
-    first_p2m_pfn=0,
+    first_p2m_pfn=1024,
     nr_p2m_frames=0,
 )
 
@@ -110,7 +113,7 @@ def parse(cmd_line: str = "", **fields: Any) -> BootInfo:
     return sod.parse(sod.make_start_info(cmd_line, **fields))
 
 
-_REPORT_LINE = re.compile(r"^\s+(\w+)\s+(\S+)")
+_REPORT_LINE = re.compile(r'^\s+(\w+)\s+("[^"]*"|\S+)')
 _ARG_LINE = re.compile(r"^\s+arg (\S+) = (.*)$")
 
 
@@ -126,8 +129,42 @@ def parse_report(lines: list[str]) -> dict[str, Any]:
             found["args"][arg.group(1)] = arg.group(2)
             continue
         m = _REPORT_LINE.match(line)
-        if m and m.group(1) in _FIELDS + ["shared_info", "cmd_line"]:
+        if m and m.group(1) in _FIELDS + ["shared_info", "cmd_line",
+                                          "start_info"]:
             text = m.group(2)
             found[m.group(1)] = int(text, 0) if re.fullmatch(
                 r"0x[0-9a-f]+|\d+", text) else text.strip('"')
     return found
+
+
+def boot_layout(report: dict[str, Any], image_end: int) -> list:
+    """The regions of the initial mapping that Xen built, from a report.
+
+    ``report`` is :func:`parse_report` of a real boot's console and
+    ``image_end`` the kernel's ``_end`` symbol. Xen lays out, upwards from
+    the kernel: the p2m list (one 8-byte machine frame number per page),
+    the start_info page and the bootstrap page tables.
+    """
+    from .viz import Region
+
+    page = 4096
+    regions = [Region("kernel image", 0, image_end)]
+    p2m_end = report["mfn_list"] + report["nr_pages"] * 8
+    regions.append(Region("p2m list (mfn_list)", report["mfn_list"], p2m_end))
+    si = report.get("start_info")
+    if isinstance(si, int):
+        regions.append(Region("start_info", si, si + page))
+    pt_end = report["pt_base"] + report["nr_pt_frames"] * page
+    regions.append(Region("page tables", report["pt_base"], pt_end))
+    return regions
+
+
+def symbol_address(elf: str | Path, name: str) -> int:
+    """The address of symbol `name` in an ELF image (e.g. "_end")."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        for sym in symtab.get_symbol_by_name(name) or []:
+            return sym["st_value"]
+    raise LookupError(f"no symbol {name!r} in {elf}")

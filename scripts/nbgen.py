@@ -68,7 +68,7 @@ def build(src: Path, execute: bool = True) -> Path:
                                  "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     if execute:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
+        NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(OUT)}}).execute()
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"{src.stem[:2]}-{i:03d}"

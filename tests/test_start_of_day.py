@@ -74,7 +74,7 @@ def test_start_of_day_panics_on_bad_page_and_reports_good_one(sod):
     found = parse_report(text.splitlines())
     assert found["nr_pages"] == DEFAULTS["nr_pages"]
     assert found["pt_base"] == DEFAULTS["pt_base"]
-    assert found["cmd_line"] == "ticks=3000"  # first word of the quoted line
+    assert found["cmd_line"] == "ticks=3000 name=lab"
     assert found["args"] == {"ticks": "3000", "name": "lab"}
 
 
