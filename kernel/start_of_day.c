@@ -54,8 +54,8 @@ static int add_arg(struct boot_info *bi, const char *word, size_t len)
     while (eq < word + len && *eq != '=')
         eq++;
     arg = &bi->args[bi->nr_args];
-    if (eq == word || !copy_word(arg->key, sizeof(arg->key), word,
-                                 (size_t)(eq - word)))
+    if (eq == word ||
+        !copy_word(arg->key, sizeof(arg->key), word, (size_t)(eq - word)))
         return fail(bi, "cmd_line has an empty or too long key");
     if (eq == word + len)
         strcpy(arg->value, "1");

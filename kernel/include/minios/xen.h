@@ -12,11 +12,13 @@
 
 #include <minios/types.h>
 
-#include <xen/xen.h>
+/* clang-format off: xen.h must come first, it defines the basic types */
 #include <xen/event_channel.h>
+#include <xen/memory.h>
 #include <xen/sched.h>
 #include <xen/vcpu.h>
 #include <xen/version.h>
-#include <xen/memory.h>
+#include <xen/xen.h>
+/* clang-format on */
 
 #endif

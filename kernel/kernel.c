@@ -1,0 +1,61 @@
+/*
+ * start_kernel(): the C side of the guest's life, from entry to shutdown.
+ *
+ * head.S enters here on the boot stack with Xen's start_info. We print a
+ * banner, run the start of day (check start_info, parse the command line,
+ * report), then print one result line in a fixed form that the boot
+ * harness (minios_lab/boot.py) looks for:
+ *
+ *     minios-lab: RESULT: SUCCESS
+ *
+ * and ask Xen to reboot. As dom0, a reboot request makes Xen reset the
+ * machine, and QEMU started with -no-reboot then exits by itself.
+ *
+ * Three command-line switches exist for testing the harness: crash=1
+ * writes through a pointer to unmapped memory (no trap table is installed
+ * yet, so Xen crashes the domain and prints the registers), hang=1 spins
+ * forever (the harness must time out), poweroff=1 ends with a poweroff
+ * request instead of a reboot (Xen halts; QEMU has to be stopped by the
+ * harness). Later chapters add their steps between the start of day and
+ * the result line.
+ */
+#include <arch/cpu.h>
+#include <minios/console.h>
+#include <minios/hypervisor.h>
+#include <minios/start_of_day.h>
+
+/* Far above any memory a course guest gets, and never mapped. */
+#define UNMAPPED_ADDRESS 0xdead0000UL
+
+void start_kernel(start_info_t *si);
+
+static void crash_if_asked(void)
+{
+    if (!boot_arg_ulong(&boot_info, "crash", 0))
+        return;
+    printk("crash=1: writing to unmapped address %#lx\n", UNMAPPED_ADDRESS);
+    *(volatile unsigned long *)UNMAPPED_ADDRESS = 1;
+}
+
+static void hang_if_asked(void)
+{
+    if (!boot_arg_ulong(&boot_info, "hang", 0))
+        return;
+    printk("hang=1: spinning forever\n");
+    for (;;)
+        cpu_relax();
+}
+
+void start_kernel(start_info_t *si)
+{
+    printk("minios-lab guest: Mini-OS course kernel\n");
+    start_of_day(si);
+
+    crash_if_asked();
+    hang_if_asked();
+
+    printk("minios-lab: RESULT: SUCCESS\n");
+    if (boot_arg_ulong(&boot_info, "poweroff", 0))
+        hypervisor_shutdown(SHUTDOWN_poweroff);
+    hypervisor_shutdown(SHUTDOWN_reboot);
+}
