@@ -60,6 +60,7 @@ LAST_LINES = 10
 
 XEN_PREFIX = "(XEN)"
 RESULT_RE = re.compile(r"RESULT: (\w+)")
+CHAPTER_RE = re.compile(r"^chapter (\w+): (PASS|FAIL)$")
 RIP_RE = re.compile(r"RIP:\s+([0-9a-f]{4}):\[<([0-9a-f]+)>\]")
 CR2_RE = re.compile(r"cr2: ([0-9a-f]+)")
 HEX_WORDS_RE = re.compile(r"^\s*([0-9a-f]{16}\s*)+$")
@@ -380,6 +381,28 @@ class BootResult:
         """SUCCESS, FAILURE, ... from the RESULT line, or None."""
         match = RESULT_RE.search(self.result_line or "")
         return match.group(1) if match else None
+
+    @property
+    def chapters(self) -> dict[str, str]:
+        """{chapter name: "PASS" or "FAIL"} from the guest's chapter lines."""
+        found = {}
+        for line in self.guest_lines:
+            match = CHAPTER_RE.match(line.strip())
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
+
+    def section(self, chapter: str) -> list[str]:
+        """The guest lines of one chapter, between its header and verdict."""
+        lines, inside = [], False
+        for line in self.guest_lines:
+            if line.strip() == f"== chapter {chapter} ==":
+                inside = True
+            elif inside and CHAPTER_RE.match(line.strip()):
+                break
+            elif inside:
+                lines.append(line)
+        return lines
 
     @property
     def succeeded(self) -> bool:

@@ -243,3 +243,11 @@ def test_crash_report_resolves_rip(image: Path) -> None:
     assert report.cr2 == 0xDEAD0000
     assert report.last_lines == ["oops"]
     assert symbols.resolve(0x7FFF_0000_0000) is None   # not kernel code
+
+
+def test_every_chapter_passes_and_is_parsed():
+    result = boot("ticks=0", memory_mb=64)
+    assert result.succeeded, result.report()
+    assert result.chapters and set(result.chapters.values()) == {"PASS"}
+    assert "libc" in result.chapters
+    assert any("snprintf gave" in line for line in result.section("libc"))
