@@ -34,6 +34,9 @@ p           void *: an int from 0 to 2**64-1, or None (prints "(nil)")
 
 Directives printf.c does not know (``%k``, ``%Lf``...) are printed as written
 and take no argument except for their ``*`` fields, just as in the kernel.
+
+For comparison, ``glibc_sprintf()`` formats the same way with the host's C
+library; ``plot_buffers()`` draws byte buffers (for notebook 02's memmove).
 """
 from __future__ import annotations
 
@@ -98,7 +101,7 @@ def _to_bytes(value: Text, what: str) -> bytes:
 
 
 def parse_format(fmt: Text) -> list[bytes | Directive]:
-    """Split a format into literal text and directives, up to its first NUL."""
+    """Split a format into text and directives, up to its first NUL."""
     raw = _to_bytes(fmt, "format").split(b"\0", 1)[0]
     parts: list[bytes | Directive] = []
     pos = 0
@@ -122,7 +125,7 @@ def directives(fmt: Text) -> list[Directive]:
     return [p for p in parse_format(fmt) if isinstance(p, Directive)]
 
 
-# --- turning Python values into C arguments -----------------------------------
+# --- turning Python values into C arguments ----------------------------------
 
 def _integer(value: Any, where: str) -> int:
     if isinstance(value, (str, bytes, bytearray)) or value is None:
@@ -226,7 +229,7 @@ def call_snprintf(snprintf: Callable[..., int], ffi, fmt: Text,
     return ffi.unpack(buf, length)
 
 
-# --- the host's glibc, for comparison ---------------------------------------------
+# --- the host's glibc, for comparison ----------------------------------------
 
 _GLIBC_CDEF = "int snprintf(char *buf, size_t size, const char *fmt, ...);"
 
@@ -253,7 +256,7 @@ def glibc_sprintf(fmt: Text, *args: Any) -> str:
     return glibc_sprintf_bytes(fmt, *args).decode("latin-1")
 
 
-# --- the kernel's libc ----------------------------------------------------------
+# --- the kernel's libc -------------------------------------------------------
 
 class Libc:
     """The kernel's libc functions, called through a built ``libc`` unit."""
@@ -268,7 +271,7 @@ class Libc:
         from .cbuild import load
         return cls(load("libc", kernel_dir=kernel_dir))
 
-    # -- formatted output ------------------------------------------------------
+    # -- formatted output -----------------------------------------------------
     def sprintf_bytes(self, fmt: Text, *args: Any) -> bytes:
         """The kernel's snprintf output, as bytes (NULs from %c included)."""
         return call_snprintf(self.kernel.snprintf, self.ffi, fmt, args)
@@ -277,7 +280,8 @@ class Libc:
         """The kernel's snprintf output, decoded as latin-1."""
         return self.sprintf_bytes(fmt, *args).decode("latin-1")
 
-    def snprintf(self, size: int, fmt: Text, *args: Any) -> tuple[int, bytes]:
+    def snprintf(self, size: int, fmt: Text,
+                 *args: Any) -> tuple[int, bytes]:
         """snprintf into a buffer of `size` bytes: (return value, buffer).
 
         Shows the truncation rules: the return value is the full length,
@@ -290,7 +294,7 @@ class Libc:
                                  *c_arguments(self.ffi, raw, args))
         return n, self.ffi.unpack(buf, size)
 
-    # -- string functions --------------------------------------------------------
+    # -- string functions -----------------------------------------------------
     def _cstr(self, value: Text, what: str):
         return self.ffi.new("char[]", _to_bytes(value, what))
 
@@ -339,7 +343,7 @@ class Libc:
         value = self.kernel.strtoul(cs, end, base)
         return value, end[0] - cs
 
-    # -- functions that write into a bytearray -------------------------------------
+    # -- functions that write into a bytearray --------------------------------
     def _target(self, buf: bytearray, offset: int, count: int, what: str):
         if not isinstance(buf, bytearray):
             raise TypeError(f"{what}: the destination must be a bytearray")
@@ -386,7 +390,7 @@ def _char_code(c: int | Text) -> int:
     return operator.index(c)
 
 
-# --- module-level shortcuts on the kernel's own tree -------------------------------
+# --- module-level shortcuts on the kernel's own tree -------------------------
 
 _default: Libc | None = None
 
@@ -433,10 +437,11 @@ strcpy = _shortcut("strcpy")
 strncpy = _shortcut("strncpy")
 
 
-# --- a picture of buffers -----------------------------------------------------------
+# --- a picture of buffers ----------------------------------------------------
 
-def plot_buffers(rows: Sequence[tuple[str, Text]], source: range = range(0),
-                 dest: range = range(0), title: str = ""):
+def plot_buffers(rows: Sequence[tuple[str, Text]],
+                 source: range = range(0), dest: range = range(0),
+                 title: str = ""):
     """One row of byte cells per (label, buffer), for showing a copy.
 
     The first row is the buffer before, with the `source` cells shaded
@@ -445,7 +450,8 @@ def plot_buffers(rows: Sequence[tuple[str, Text]], source: range = range(0),
     """
     import matplotlib.pyplot as plt
     width = max(len(_to_bytes(data, "row")) for _, data in rows)
-    fig, ax = plt.subplots(figsize=(0.45 * width + 3.5, 0.5 * len(rows) + 0.8))
+    fig, ax = plt.subplots(figsize=(0.45 * width + 3.5,
+                                    0.5 * len(rows) + 0.8))
     for y, (label, data) in enumerate(rows):
         for x, byte in enumerate(_to_bytes(data, "row")):
             shade = "#E8EEF7"
