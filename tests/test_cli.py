@@ -1,0 +1,45 @@
+"""The minios-lab command line."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from minios_lab import cli
+from minios_lab.toolchain import Check
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "minios_lab.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_doctor_reports_every_check_and_succeeds_here():
+    proc = run("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ("C compiler", "QEMU", "Xen hypervisor", "Xen headers"):
+        assert name in proc.stdout
+
+
+def test_doctor_fails_and_shows_fix_when_something_is_missing(monkeypatch, capsys):
+    checks = [Check("QEMU", False, "not found", "apt-get install qemu-system-x86"),
+              Check("C compiler", True, "gcc", "")]
+    monkeypatch.setattr("minios_lab.toolchain.doctor", lambda: checks)
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "MISSING QEMU" in out and "fix: apt-get install qemu-system-x86" in out
+
+
+def test_boot_help_and_unknown_command():
+    proc = run("boot", "--help")
+    assert proc.returncode == 0 and "--memory" in proc.stdout
+    with pytest.raises(SystemExit):
+        cli.main(["no-such-command"])
+
+
+def test_boot_command_boots_and_exits_zero():
+    proc = run("boot", "--guest-only", "chapters=0", "who=cli")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "arg who = cli" in proc.stdout
+    assert "RESULT: SUCCESS" in proc.stdout
