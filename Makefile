@@ -26,7 +26,7 @@ setup: $(STAMP)
 	$(BIN)/minios-lab setup
 
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+	$(BIN)/minios-lab lab
 
 test: setup
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests

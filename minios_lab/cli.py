@@ -39,10 +39,18 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return main_boot(args.rest)
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
+def lab_command() -> list[str]:
+    """JupyterLab on localhost only, token authentication left on."""
     jupyter = Path(sys.executable).with_name("jupyter")
-    return subprocess.call([str(jupyter), "lab", "--ip=127.0.0.1",
-                            f"--notebook-dir={REPO_DIR / 'notebooks'}"])
+    cmd = [str(jupyter), "lab", "--ip=127.0.0.1",
+           f"--notebook-dir={REPO_DIR / 'notebooks'}"]
+    if os.geteuid() == 0:  # Jupyter refuses root unless told
+        cmd.append("--allow-root")
+    return cmd
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    return subprocess.call(lab_command())
 
 
 def cmd_test(args: argparse.Namespace) -> int:

@@ -43,3 +43,10 @@ def test_boot_command_boots_and_exits_zero():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "arg who = cli" in proc.stdout
     assert "RESULT: SUCCESS" in proc.stdout
+
+
+def test_lab_listens_on_localhost_with_token_auth():
+    cmd = cli.lab_command()
+    assert "--ip=127.0.0.1" in cmd
+    assert not any("token" in part or "password" in part for part in cmd)
+    assert cmd[-1].endswith("--allow-root") == (__import__("os").geteuid() == 0)
