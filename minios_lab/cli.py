@@ -1,4 +1,5 @@
-"""The `minios-lab` command line: doctor, setup, build, boot, lab, test."""
+"""The `minios-lab` command line: doctor, setup, build, boot, lab, test,
+assignment, grade, progress."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,33 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return subprocess.call(lab_command())
 
 
+def cmd_assignment(args: argparse.Namespace) -> int:
+    from .classroom import make_assignment
+    chapters = args.chapters.split(",") if args.chapters else None
+    removed = make_assignment(Path(args.out_dir), chapters)
+    print(f"wrote a student hand-out to {args.out_dir}: "
+          f"{len(removed)} exercise regions stubbed")
+    for region in removed:
+        print(f"  {region.file}:{region.first_line}  {region.region_id} "
+              f"in {region.function}()")
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .grading import grade
+    report = grade(Path(args.student), args.chapter)
+    print(report.text())
+    if args.json:
+        Path(args.json).write_text(report.to_json() + "\n")
+    return 0 if report.earned == report.total else 1
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from .grading import progress, progress_text
+    print(progress_text(progress(Path(args.repo))))
+    return 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     return subprocess.call(["make", "-C", str(REPO_DIR), "test"],
                            env=os.environ.copy())
@@ -73,9 +101,23 @@ def main(argv: list[str] | None = None) -> int:
                       help="options of the boot command (see boot --help)")
     sub.add_parser("lab", help="start JupyterLab on notebooks/")
     sub.add_parser("test", help="run every test (make test)")
+    assignment = sub.add_parser(
+        "assignment", help="write a student hand-out without the solutions")
+    assignment.add_argument("out_dir")
+    assignment.add_argument("--chapters", help="e.g. 03,05 (default: all)")
+    grade = sub.add_parser(
+        "grade", help="grade a student's tree with this kit's own checks")
+    grade.add_argument("--student", default=".",
+                       help="the student's repository (default: here)")
+    grade.add_argument("--chapter", help="grade one chapter, e.g. 03")
+    grade.add_argument("--json", help="also write the result as JSON here")
+    prog = sub.add_parser("progress", help="which chapters pass in a tree")
+    prog.add_argument("repo", nargs="?", default=str(REPO_DIR))
     args = parser.parse_args(argv)
     handler = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build,
-               "boot": cmd_boot, "lab": cmd_lab, "test": cmd_test}
+               "boot": cmd_boot, "lab": cmd_lab, "test": cmd_test,
+               "assignment": cmd_assignment, "grade": cmd_grade,
+               "progress": cmd_progress}
     return handler[args.command](args)
 
 

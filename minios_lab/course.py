@@ -1,7 +1,44 @@
-"""Small helpers the notebooks share: doctor summaries, chapter checks."""
+"""The course: its chapters, and small helpers the notebooks share."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .toolchain import doctor
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: its notebook and the kernel files its exercises are in."""
+
+    number: str
+    title: str
+    notebook: str
+    kernel_files: tuple[str, ...] = ()  # relative to kernel/
+
+
+CHAPTERS: list[Chapter] = [
+    Chapter("00", "Welcome", "00-welcome.ipynb"),
+    Chapter("01", "Start of day", "01-start-of-day.ipynb", ("start_of_day.c",)),
+    Chapter("02", "A minimal libc", "02-minimal-libc.ipynb",
+            ("lib/printf.c", "lib/string.c")),
+    Chapter("03", "The page allocator", "03-page-allocator.ipynb",
+            ("mm/page_alloc.c",)),
+    Chapter("04", "xmalloc", "04-xmalloc.ipynb", ("mm/xmalloc.c",)),
+    Chapter("05", "Page tables", "05-page-tables.ipynb", ("mm/pagetable.c",)),
+    Chapter("06", "Exceptions", "06-exceptions.ipynb", ("traps.c",)),
+    Chapter("07", "Events", "07-events.ipynb", ("events.c", "hypervisor.c")),
+    Chapter("08", "Time and the timer", "08-time-and-timer.ipynb", ("time.c",)),
+    Chapter("09", "Build and boot", "09-build-and-boot.ipynb"),
+]
+
+
+def chapter_by_number(number: str) -> Chapter:
+    number = number.zfill(2)
+    for chapter in CHAPTERS:
+        if chapter.number == number:
+            return chapter
+    raise ValueError(f"no chapter {number}; chapters are "
+                     f"{', '.join(c.number for c in CHAPTERS)}")
 
 
 def doctor_summary() -> str:

@@ -23,6 +23,7 @@
  * base (1, below 0 or above 36) gives 0 and an end pointer at the start.
  * "0b" binary prefixes (C23) are not recognised.
  */
+#include <minios/bug.h>
 #include <minios/string.h>
 
 #define ULONG_LIMIT (~0UL)
@@ -124,11 +125,13 @@ char *strstr(const char *haystack, const char *needle)
 {
     size_t needle_len = strlen(needle);
 
+    /* BEGIN SOLUTION strstr-search */
     for (; *haystack != '\0'; haystack++) {
         if (strncmp(haystack, needle, needle_len) == 0)
             return (char *)haystack;
     }
     return needle_len == 0 ? (char *)haystack : NULL;
+    /* END SOLUTION */
 }
 
 void *memcpy(void *dst, const void *src, size_t n)
@@ -148,6 +151,7 @@ void *memmove(void *dst, const void *src, size_t n)
     const unsigned char *s = src;
     size_t i;
 
+    /* BEGIN SOLUTION memmove-overlap */
     if ((uintptr_t)d < (uintptr_t)s) {
         for (i = 0; i < n; i++)
             d[i] = s[i];
@@ -155,6 +159,7 @@ void *memmove(void *dst, const void *src, size_t n)
         for (i = n; i > 0; i--)
             d[i - 1] = s[i - 1];
     }
+    /* END SOLUTION */
     return dst;
 }
 

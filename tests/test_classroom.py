@@ -1,0 +1,146 @@
+"""Hand-outs and grading: the full tree scores 100%, a fresh hand-out 0,
+restoring one region gives exactly its points, the grader ignores the
+student's own copy of the checks."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from minios_lab.classroom import (MarkerError, all_regions, make_assignment,
+                                  region_bodies, restore_region, splice,
+                                  strip_c, strip_cell)
+from minios_lab.course import CHAPTERS
+from minios_lab.grading import _load_checks, CHECKS, grade, progress
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_regions_are_balanced_unique_and_graded():
+    regions = all_regions()
+    ids = [r.region_id for r in regions]
+    assert len(ids) == len(set(ids)), "region ids must be unique"
+    _load_checks()
+    graded = {c.region for c in CHECKS}
+    assert graded <= set(ids), f"checks for unknown regions: {graded - set(ids)}"
+    assert set(ids) <= graded, f"regions without checks: {set(ids) - graded}"
+
+
+def test_each_chapter_with_exercises_has_two_to_five_regions():
+    for chapter in CHAPTERS:
+        files = [f"kernel/{f}" for f in chapter.kernel_files]
+        count = sum(1 for r in all_regions() if r.file in files)
+        if chapter.kernel_files:
+            assert 2 <= count <= 5, f"chapter {chapter.number} has {count}"
+
+
+def test_default_stub_compiles_where_it_is_used():
+    for region in all_regions():
+        text = (REPO / region.file).read_text()
+        if "stub:" not in text.splitlines()[region.first_line - 1]:
+            assert "#include <minios/bug.h>" in text, region.file
+
+
+def test_strip_and_splice_round_trip():
+    text = ("int f(int x)\n{\n    /* BEGIN SOLUTION add */\n    return x + 1;\n"
+            "    /* END SOLUTION */\n}\n")
+    handout = strip_c(text, "f.c")
+    assert "return x + 1" not in handout
+    assert "/* BEGIN EXERCISE add */" in handout and "TODO(add)" in handout
+    assert 'PANIC("not implemented: %s", __func__);' in handout
+    restored = splice(handout, text, "add")
+    assert region_bodies(restored)["add"] == ["    return x + 1;"]
+    assert restored.count("BEGIN EXERCISE add") == 1
+
+
+def test_unbalanced_markers_are_reported():
+    with pytest.raises(MarkerError, match="without END"):
+        strip_c("void f(void)\n{\n    /* BEGIN SOLUTION */\n}\n", "f.c")
+    with pytest.raises(MarkerError):
+        strip_cell("### BEGIN SOLUTION\nx = 1\n")
+
+
+def test_notebook_cell_stub():
+    source, found = strip_cell("a = 1\n### BEGIN SOLUTION\nb = a + 1\n"
+                               "### END SOLUTION\nassert b == 2")
+    assert found and "b = a + 1" not in source
+    assert "raise NotImplementedError" in source and "assert b == 2" in source
+
+
+@pytest.fixture(scope="module")
+def handout(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("handout") / "lab"
+    make_assignment(out)
+    return out
+
+
+def test_handout_has_no_solutions_and_is_a_repo(handout):
+    for region in all_regions():
+        text = (handout / region.file).read_text()
+        assert "SOLUTION" not in text
+        assert f"TODO({region.region_id})" in text
+    assert (handout / ".git").is_dir()
+    for chapter in CHAPTERS:
+        nb = nbformat.read(handout / "notebooks" / chapter.notebook, 4) \
+            if (handout / "notebooks" / chapter.notebook).exists() else None
+        for cell in (nb.cells if nb else []):
+            if "NotImplementedError" in cell.source:
+                assert cell.outputs == [] and cell.execution_count is None
+            assert "### BEGIN SOLUTION" not in cell.source
+
+
+def test_handout_builds(handout):
+    proc = subprocess.run(["make", "-C", str(handout / "kernel")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def handout_grade(handout):
+    return grade(handout)
+
+
+def test_full_tree_scores_everything():
+    report = grade(REPO)
+    assert report.total > 0
+    assert report.earned == report.total, report.text()
+
+
+def test_fresh_handout_scores_zero_on_every_check(handout_grade):
+    assert handout_grade.total > 0
+    assert [r for r in handout_grade.results if r.earned] == [], \
+        handout_grade.text()
+    assert "BAD" in handout_grade.text()
+
+
+@pytest.mark.parametrize("region_id", ["cmdline-words", "memmove-overlap"])
+def test_restoring_one_region_gives_exactly_its_points(tmp_path, region_id,
+                                                       handout_grade):
+    student = tmp_path / "lab"
+    make_assignment(student)
+    restore_region(student, region_id)
+    report = grade(student)
+    expected = {r.region: 0 for r in handout_grade.results}
+    _load_checks()
+    expected[region_id] = sum(c.points for c in CHECKS if c.region == region_id)
+    assert report.by_region() == expected, report.text()
+
+
+def test_grader_ignores_the_students_copy_of_the_checks(handout):
+    fake = handout / "minios_lab" / "grading.py"
+    fake.write_text(fake.read_text().replace(
+        "return CheckResult(c.chapter, c.region, c.name, c.points, 0,",
+        "return CheckResult(c.chapter, c.region, c.name, c.points, c.points,"))
+    report = grade(handout, chapter="02")
+    assert report.earned == 0
+
+
+def test_json_report_and_progress(handout_grade, tmp_path):
+    data = json.loads(handout_grade.to_json())
+    assert data["earned"] == 0 and data["total"] == handout_grade.total
+    assert set(data["chapters"]) == {r.chapter for r in handout_grade.results}
+    table = progress(REPO)
+    assert all(passed == total for passed, total in table.values())
