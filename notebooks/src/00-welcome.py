@@ -98,6 +98,17 @@ print(crashed.outcome, "in", crashed.crash.symbol)
 # 1. Boot the guest with a command line of your own, with at least two
 #    `key=value` words, and check that the guest's report lists them.
 # 2. Boot it with `memory_mb=32` and find the line that changed.
+#
+# <details><summary>Hint 1</summary>
+#
+# `boot()` takes the command line as its first argument and the memory size
+# as `memory_mb=`.
+# </details>
+# <details><summary>Hint 2</summary>
+#
+# The report's `arg key = value` lines echo the command line; a page is
+# 4 KiB, so 32 MiB is 8192 pages.
+# </details>
 
 # %%
 ### BEGIN SOLUTION
@@ -108,6 +119,17 @@ assert "  arg course = minios" in mine.guest_lines
 assert "  arg lab = 00" in mine.guest_lines
 assert any(line.startswith("  nr_pages       8192") for line in mine.guest_lines)
 print("check passed")
+
+# %% [markdown]
+# ## Your progress
+#
+# Each chapter's exercises are checked by graded checks (the same ones an
+# instructor's `minios-lab grade` runs). This table shows which chapters pass
+# in your copy of the kernel; `minios-lab progress` prints it in a terminal.
+
+# %%
+from minios_lab.grading import progress, progress_text
+print(progress_text(progress()))
 
 # %% [markdown]
 # ## Further reading

@@ -125,6 +125,23 @@ fig = plot_regions(boot_layout(real, image_end), "the guest's first virtual addr
 #    in `pages_32`.
 # 3. *(C)* `boot_arg_ulong()` accepts `0x` hexadecimal values. Read it in
 #    `kernel/start_of_day.c` and explain what it does with `ticks=12x`.
+#
+# <details><summary>Hint 1</summary>
+#
+# `sod.make_start_info(cmd_line)` builds the page and `sod.parse(si)` returns
+# a `BootInfo` whose `.args` is a dictionary.
+# </details>
+# <details><summary>Hint 2</summary>
+#
+# `parse_report(boot("", memory_mb=32).guest_lines)` reads the guest's
+# report back into a dictionary.
+# </details>
+# <details><summary>Hint 3 (for the C question)</summary>
+#
+# `strtoul()` stops at the first character that is not a digit and tells
+# where through its `end` pointer; look at what `boot_arg_ulong()` does when
+# `*end` is not the end of the string.
+# </details>
 
 # %%
 ### BEGIN SOLUTION
