@@ -27,10 +27,14 @@
  */
 #include <arch/cpu.h>
 #include <minios/console.h>
+#include <minios/events.h>
 #include <minios/hypervisor.h>
+#include <minios/memory_chapters.h>
 #include <minios/printf.h>
 #include <minios/start_of_day.h>
 #include <minios/string.h>
+#include <minios/time.h>
+#include <minios/traps.h>
 
 /* Far above any memory a course guest gets, and never mapped. */
 #define UNMAPPED_ADDRESS 0xdead0000UL
@@ -54,9 +58,16 @@ static int chapter_libc(void)
 }
 
 /* One line per chapter, in the order the course teaches them. */
+/* clang-format off */
 static const struct chapter chapters[] = {
     {"libc", chapter_libc},
+    {"pagetables", pagetables_chapter},
+    {"mm", mm_chapter},
+    {"traps", traps_chapter},
+    {"events", chapter_events},
+    {"time", chapter_time},
 };
+/* clang-format on */
 
 static int run_chapters(void)
 {

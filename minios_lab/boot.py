@@ -335,6 +335,24 @@ def _crash_dump(lines: list[str], guest_count: int) -> list[str]:
     return lines[last_guest + 1:][-80:]
 
 
+GUEST_PANIC_RE = re.compile(r"PANIC at (kernel/\S+:\d+): (.*)$")
+GUEST_RIP_RE = re.compile(r"\brip (?:0x)?([0-9a-f]{1,16})\b")
+
+
+def _from_guest_panic(report: CrashReport, guest: list[str]) -> None:
+    """Fill where-from details from the guest's own PANIC line, if any: the
+    kernel's file:line, and a rip the message names (a trap handler's)."""
+    for line in reversed(guest):
+        m = GUEST_PANIC_RE.search(line)
+        if not m:
+            continue
+        report.source = report.source or m.group(1)
+        rip = GUEST_RIP_RE.search(m.group(2))
+        if rip and report.rip is None:
+            report.rip = int(rip.group(1), 16)
+        return
+
+
 def make_crash_report(kind: str, lines: list[str], guest: list[str],
                       symbols: Optional[Symbols]) -> CrashReport:
     dump = _crash_dump(lines, len(guest))
@@ -346,10 +364,11 @@ def make_crash_report(kind: str, lines: list[str], guest: list[str],
             report.rip = int(rip.group(2), 16)
         if cr2 and report.cr2 is None:
             report.cr2 = int(cr2.group(1), 16)
+    _from_guest_panic(report, guest)
     if symbols is not None:
         if report.rip is not None:
             report.symbol = symbols.resolve(report.rip)
-            report.source = symbols.source_line(report.rip)
+            report.source = symbols.source_line(report.rip) or report.source
         report.stack_symbols = [symbols.resolve(w) or hex(w)
                                 for w in _stack_words(dump)
                                 if symbols.is_return_address(w)]

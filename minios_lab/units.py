@@ -14,6 +14,20 @@ UNITS: dict[str, Unit] = {
     "libc": Unit(sources=(), cdef="libc.h"),
     "start_of_day": Unit(sources=("start_of_day.c",), cdef="start_of_day.h",
                          headers=("minios/start_of_day.h",)),
+    "traps": Unit(sources=("traps.c", "host/trap_entry.c"), cdef="traps.h",
+                  headers=("minios/traps.h",)),
+    "mm": Unit(sources=("mm/page_alloc.c", "mm/page_check.c", "mm/xmalloc.c",
+                        "mm/xmalloc_check.c", "mm/selftest.c"),
+               cdef="mm.h", headers=("minios/mm.h",)),
+    "pagetable": Unit(sources=("mm/pagetable.c", "mm/pagetable_boot.c"),
+                      cdef="pagetable.h", headers=("minios/pagetable.h",)),
+    "events": Unit(sources=("hypervisor.c", "events.c", "events_demo.c",
+                            "start_of_day.c"),
+                   cdef="events.h", headers=("minios/events.h",)),
+    "time": Unit(sources=("time.c", "timer.c", "hypervisor.c", "events.c",
+                          "host/shared_read.c"),
+                 cdef="time.h",
+                 headers=("minios/events.h", "minios/time.h")),
 }
 
 

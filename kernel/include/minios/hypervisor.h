@@ -66,6 +66,29 @@ static inline long HYPERVISOR_set_timer_op(uint64_t deadline_ns)
                      0, 0, 0);
 }
 
+/* Install the virtual IDT: entries up to one whose address is 0. */
+static inline long HYPERVISOR_set_trap_table(const struct trap_info *table)
+{
+    return hypercall(__HYPERVISOR_set_trap_table, (unsigned long)table, 0, 0,
+                     0, 0);
+}
+
+/* Register a callback (CALLBACKOP_register: event, failsafe, ...). */
+static inline long HYPERVISOR_callback_op(int cmd, const void *arg)
+{
+    return hypercall(__HYPERVISOR_callback_op, (unsigned long)cmd,
+                     (unsigned long)arg, 0, 0, 0);
+}
+
+/* Extended MMU operations: TLB flushes, pinning tables, new base tables. */
+static inline long HYPERVISOR_mmuext_op(struct mmuext_op *ops,
+                                        unsigned int count, unsigned int *done,
+                                        domid_t domid)
+{
+    return hypercall(__HYPERVISOR_mmuext_op, (unsigned long)ops, count,
+                     (unsigned long)done, domid, 0);
+}
+
 /* Ask Xen to end this domain; reason is SHUTDOWN_poweroff/reboot/crash. */
 static inline long hypervisor_shutdown(unsigned int reason)
 {

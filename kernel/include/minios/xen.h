@@ -12,7 +12,10 @@
 
 #include <minios/types.h>
 
-/* clang-format off: xen.h must come first, it defines the basic types */
+/* xen.h must come first: it defines the basic types the others use. */
+/* clang-format off */
+#include <xen/callback.h>
+#include <xen/errno.h>
 #include <xen/event_channel.h>
 #include <xen/memory.h>
 #include <xen/sched.h>

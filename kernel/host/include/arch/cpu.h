@@ -5,6 +5,11 @@
  * Barriers and xchg use the compiler's atomic builtins. There is no real
  * TSC to read: rdtsc() returns host_tsc, a counter that Python moves when a
  * lesson wants time to pass.
+ *
+ * shared_read_u32() reads a word Xen may be writing. Nothing runs beside the
+ * kernel here, so after the load it calls host_shared_read_hook, if set:
+ * Python playing Xen can then write the shared page "at the same time" as
+ * the kernel reads it (kernel/host/shared_read.c defines the hook).
  */
 #ifndef ARCH_CPU_H
 #define ARCH_CPU_H
@@ -46,6 +51,47 @@ static inline unsigned long xchg(unsigned long *ptr, unsigned long value)
 static inline void cpu_relax(void)
 {
     barrier();
+}
+
+/* Atomic bitmap operations, as the guest's lock bts/btr. */
+static inline void sync_set_bit(unsigned long nr, volatile unsigned long *addr)
+{
+    __atomic_fetch_or(&addr[nr / 64], 1UL << (nr % 64), __ATOMIC_SEQ_CST);
+}
+
+static inline void sync_clear_bit(unsigned long nr,
+                                  volatile unsigned long *addr)
+{
+    __atomic_fetch_and(&addr[nr / 64], ~(1UL << (nr % 64)), __ATOMIC_SEQ_CST);
+}
+
+static inline bool sync_test_and_set_bit(unsigned long nr,
+                                         volatile unsigned long *addr)
+{
+    unsigned long bit = 1UL << (nr % 64);
+
+    return (__atomic_fetch_or(&addr[nr / 64], bit, __ATOMIC_SEQ_CST) & bit) !=
+           0;
+}
+
+static inline bool sync_test_and_clear_bit(unsigned long nr,
+                                           volatile unsigned long *addr)
+{
+    unsigned long bit = 1UL << (nr % 64);
+
+    return (__atomic_fetch_and(&addr[nr / 64], ~bit, __ATOMIC_SEQ_CST) &
+            bit) != 0;
+}
+
+extern void (*host_shared_read_hook)(const volatile void *address);
+
+static inline uint32_t shared_read_u32(const volatile uint32_t *p)
+{
+    uint32_t value = *p;
+
+    if (host_shared_read_hook != NULL)
+        host_shared_read_hook(p);
+    return value;
 }
 
 #endif

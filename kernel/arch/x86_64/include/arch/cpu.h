@@ -16,6 +16,17 @@
  *                               atomically store value in *ptr and return
  *                               the old value (a full barrier)
  *   void cpu_relax(void)        hint inside a spin-wait loop
+ *   sync_set_bit(nr, addr), sync_clear_bit(nr, addr),
+ *   bool sync_test_and_set_bit(nr, addr),
+ *   bool sync_test_and_clear_bit(nr, addr)
+ *                               atomic operations on bit nr of the bitmap
+ *                               of unsigned longs at addr, safe against
+ *                               Xen writing the same word at the same time
+ *                               (the event channel bitmaps in shared_info)
+ *   uint32_t shared_read_u32(const volatile uint32_t *p)
+ *                               read, exactly once, a word that Xen may be
+ *                               writing at the same time (the version
+ *                               counters of the time records)
  *
  * The fence instructions are usable in a PV guest even though the kernel is
  * built without SSE code generation.
@@ -66,6 +77,55 @@ static inline unsigned long xchg(unsigned long *ptr, unsigned long value)
 static inline void cpu_relax(void)
 {
     __asm__ __volatile__("pause" ::: "memory");
+}
+
+/* Atomic bitmap operations: lock-prefixed bts/btr on the word holding bit
+ * nr; the carry flag returns the bit's old value. */
+static inline void sync_set_bit(unsigned long nr, volatile unsigned long *addr)
+{
+    __asm__ __volatile__("lock btsq %1, %0"
+                         : "+m"(addr[nr / 64])
+                         : "Ir"(nr % 64)
+                         : "memory");
+}
+
+static inline void sync_clear_bit(unsigned long nr,
+                                  volatile unsigned long *addr)
+{
+    __asm__ __volatile__("lock btrq %1, %0"
+                         : "+m"(addr[nr / 64])
+                         : "Ir"(nr % 64)
+                         : "memory");
+}
+
+static inline bool sync_test_and_set_bit(unsigned long nr,
+                                         volatile unsigned long *addr)
+{
+    bool old;
+
+    __asm__ __volatile__("lock btsq %2, %1"
+                         : "=@ccc"(old), "+m"(addr[nr / 64])
+                         : "Ir"(nr % 64)
+                         : "memory");
+    return old;
+}
+
+static inline bool sync_test_and_clear_bit(unsigned long nr,
+                                           volatile unsigned long *addr)
+{
+    bool old;
+
+    __asm__ __volatile__("lock btrq %2, %1"
+                         : "=@ccc"(old), "+m"(addr[nr / 64])
+                         : "Ir"(nr % 64)
+                         : "memory");
+    return old;
+}
+
+/* One plain load: volatile stops the compiler repeating or dropping it. */
+static inline uint32_t shared_read_u32(const volatile uint32_t *p)
+{
+    return *p;
 }
 
 #endif
