@@ -411,6 +411,16 @@ class BootResult:
                 found[match.group(1)] = match.group(2)
         return found
 
+    @property
+    def opening(self) -> list[str]:
+        """The guest's lines before its first chapter: banner, start of day."""
+        lines = []
+        for line in self.guest_lines:
+            if line.startswith("== chapter "):
+                break
+            lines.append(line)
+        return lines
+
     def section(self, chapter: str) -> list[str]:
         """The guest lines of one chapter, between its header and verdict."""
         lines, inside = [], False
