@@ -32,3 +32,18 @@ def edit(path: Path, old: str, new: str) -> int:
     line = text[: text.index(old)].count("\n") + 1
     path.write_text(text.replace(old, new))
     return line
+
+
+@pytest.fixture(scope="session")
+def guest_image() -> Path:
+    """The guest image, built once per session.
+
+    QEMU, Xen and its headers must be present: `make test` installs them,
+    so a missing tool is a failure here, never a skip.
+    """
+    from minios_lab import toolchain
+    from minios_lab.boot import build_image
+    toolchain.qemu_binary(install=False)
+    toolchain.xen_binary()
+    toolchain.xen_include_dir()
+    return build_image()

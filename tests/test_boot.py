@@ -18,23 +18,20 @@ from minios_lab import boot as bootmod
 from minios_lab import toolchain
 from minios_lab.boot import (BootResult, boot, build_image, make_crash_report,
                              split_console_line)
-from minios_lab.errors import ToolchainError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _tools_or_skip() -> None:
-    try:
-        toolchain.qemu_binary(install=False)
-        toolchain.xen_binary()
-        toolchain.xen_include_dir()
-    except ToolchainError as err:
-        pytest.skip(f"no QEMU/Xen: {err}")
+def _tools_or_fail() -> None:
+    """make test installs them: a missing tool fails, never skips."""
+    toolchain.qemu_binary(install=False)
+    toolchain.xen_binary()
+    toolchain.xen_include_dir()
 
 
 @pytest.fixture(scope="module")
 def image() -> Path:
-    _tools_or_skip()
+    _tools_or_fail()
     return build_image()
 
 
@@ -194,7 +191,7 @@ def test_interrupt_leaves_no_qemu(image: Path) -> None:
 
 
 def test_build_error_shows_make_output(tmp_path: Path) -> None:
-    _tools_or_skip()
+    _tools_or_fail()
     kernel = tmp_path / "kernel"
     kernel.mkdir()
     (kernel / "Makefile").write_text(

@@ -9,9 +9,7 @@ import re
 
 import pytest
 
-from minios_lab import toolchain
 from minios_lab.boot import BootResult, boot
-from minios_lab.errors import ToolchainError
 
 CHECKS = [
     "bind a handler on A and on B: rc 0",
@@ -30,14 +28,8 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def result() -> BootResult:
-    try:
-        toolchain.qemu_binary(install=False)
-        toolchain.xen_binary()
-        toolchain.xen_include_dir()
-    except ToolchainError as err:
-        pytest.skip(f"no QEMU/Xen: {err}")
-    return boot("ticks=0", timeout=60)
+def result(guest_image) -> BootResult:
+    return boot("ticks=0", timeout=60, build=False)
 
 
 @pytest.fixture(scope="module")

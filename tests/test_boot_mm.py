@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from minios_lab import toolchain
-from minios_lab.boot import BootResult, boot, build_image
-from minios_lab.errors import ToolchainError
+from minios_lab.boot import BootResult, boot
 from minios_lab.pagetable import (RW, Step, Walk, parse_guest_report,
                                   parse_guest_walk)
 
@@ -19,14 +17,8 @@ SIZES = [32, 64, 256]
 
 
 @pytest.fixture(scope="module")
-def image() -> None:
-    try:
-        toolchain.qemu_binary(install=False)
-        toolchain.xen_binary()
-        toolchain.xen_include_dir()
-    except ToolchainError as err:
-        pytest.skip(f"no QEMU/Xen: {err}")
-    build_image()
+def image(guest_image) -> None:
+    return guest_image
 
 
 @pytest.fixture(scope="module", params=SIZES, ids=[f"{m}MiB" for m in SIZES])

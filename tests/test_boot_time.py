@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minios_lab import toolchain
-from minios_lab.boot import BootResult, boot, build_image
-from minios_lab.errors import ToolchainError
+from minios_lab.boot import BootResult, boot
 from minios_lab.time_report import TimeReport, parse_time_section
 
 # How far the mean tick interval may stray from the period. Deadlines are
@@ -26,14 +24,8 @@ MEAN_TOLERANCE = 0.25
 
 
 @pytest.fixture(scope="module")
-def image() -> Path:
-    try:
-        toolchain.qemu_binary(install=False)
-        toolchain.xen_binary()
-        toolchain.xen_include_dir()
-    except ToolchainError as err:
-        pytest.skip(f"no QEMU/Xen: {err}")
-    return build_image()
+def image(guest_image) -> Path:
+    return guest_image
 
 
 def _boot(image: Path, cmdline: str) -> tuple[BootResult, TimeReport]:

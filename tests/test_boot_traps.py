@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minios_lab import toolchain
-from minios_lab.boot import BootResult, boot, build_image
-from minios_lab.errors import ToolchainError
+from minios_lab.boot import BootResult, boot
 from minios_lab.start_of_day import symbol_address
 from minios_lab.traps import demo_verdicts, summary_lines
 
@@ -20,14 +18,8 @@ DEMOS = {"int3", "ud2", "divide", "pagefault", "eventmask"}
 
 
 @pytest.fixture(scope="module")
-def image() -> Path:
-    try:
-        toolchain.qemu_binary(install=False)
-        toolchain.xen_binary()
-        toolchain.xen_include_dir()
-    except ToolchainError as err:
-        pytest.skip(f"no QEMU/Xen: {err}")
-    return build_image()
+def image(guest_image) -> Path:
+    return guest_image
 
 
 @pytest.fixture(scope="module")
