@@ -50,6 +50,7 @@ format format-check:
 bench: setup
 	$(BIN)/python scripts/bench_boot.py
 	$(BIN)/python scripts/bench_cbuild.py
+	$(BIN)/python scripts/bench_page_alloc.py
 
 clean:
 	$(MAKE) -C kernel clean

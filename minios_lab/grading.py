@@ -248,3 +248,24 @@ def progress_text(table: dict[str, tuple[int, int]]) -> str:
 def _load_checks() -> None:
     """Import the modules that register checks (once)."""
     from . import checks  # noqa: F401
+
+
+def check_region(region_id: str, repo: Path = REPO_DIR) -> None:
+    """A notebook's check cell: run one exercise region's graded checks on
+    the learner's tree as it is; print GOOD/BAD; raise if any is BAD."""
+    _load_checks()
+    chosen = [c for c in CHECKS if c.region == region_id]
+    if not chosen:
+        raise ValueError(f"no graded checks for region {region_id!r}")
+    ctx = Context(Path(repo) / "kernel")
+    results = [_run_check(c, ctx) for c in chosen]
+    for r in results:
+        print(f"{'GOOD' if r.good else 'BAD '}  {r.region}: {r.name}")
+        if not r.good:
+            print(f"      {r.message}")
+            for line in r.context:
+                print(f"      {line}")
+    bad = [r for r in results if not r.good]
+    if bad:
+        raise CheckFailed(f"{len(bad)} of {len(results)} checks of "
+                          f"{region_id} failed")

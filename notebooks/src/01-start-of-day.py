@@ -153,6 +153,22 @@ assert pages_32 == 32 * 1024 * 1024 // 4096
 print("check passed")
 
 # %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/start_of_day.c` are `start-info-checks`, `cmdline-words`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("start-info-checks")
+
+# %%
+check_region("cmdline-words")
+
+# %% [markdown]
 # ## Further reading
 #
 # * `xen/xen.h`, the comment above `struct start_info`, and `xen/elfnote.h`.

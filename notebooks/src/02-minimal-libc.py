@@ -202,6 +202,21 @@ for s, base in [("  42 apples", 10), ("0x1f", 0), ("017", 0), ("0xg", 16),
 #    `(value, consumed)` pair in `parsed`.
 # 4. *(C)* Read `make_zeros()` in `kernel/lib/printf.c`. Why does `%#.0o`
 #    of 0 print `0` while `%#.0x` of 0 prints nothing?
+#
+# <details><summary>Hint 1</summary>
+#
+# `%08x` pads with zeros to eight digits; `%02x` gives two. `sprintf` from `minios_lab.libc` takes the format and the values.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# snprintf with size 0 writes nothing and returns the length it would have written: `Libc.snprintf(0, fmt, ...)` shows it.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# `strtoul` with base 0 reads a `0x` prefix as hexadecimal and stops at the first character that is not a hex digit; `consumed` counts the spaces too.
+# </details>
 
 # %%
 ### BEGIN SOLUTION
@@ -213,6 +228,22 @@ assert line == "0000002a: ff 00"
 assert needed == 26
 assert parsed == (31, 6)
 print("check passed")
+
+# %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/lib/string.c` are `memmove-overlap`, `strstr-search`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("memmove-overlap")
+
+# %%
+check_region("strstr-search")
 
 # %% [markdown]
 # ## Further reading

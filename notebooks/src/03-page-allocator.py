@@ -287,6 +287,21 @@ print(text)
 #    `split_chunk()` and `merge_with_buddies()` are empty. Write them; the
 #    check runs the kernel's self-test and a random workload with
 #    `mm_check()`.
+#
+# <details><summary>Hint 1</summary>
+#
+# A free chunk of order 3 must be 8 pages *aligned to 8*. Allocate all 64 pages one by one, then free every other page.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Buddies of order 0 differ only in bit 0 of the pfn: `x ^ 1`. Freeing `x` as order 1 marks `y` free too, so the later free of `y` finds it free already.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# The buddy of a chunk at `pfn` of order `k` is at `pfn ^ (1 << k)`; look it up among the free chunks of the same order.
+# </details>
 
 # %%
 ### BEGIN SOLUTION
@@ -341,6 +356,22 @@ pool = PageAllocator(128)
 page_workload(pool, steps=200, seed=4)
 pool.check()
 print("check passed")
+
+# %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/mm/page_alloc.c` are `split_chunk`, `merge_with_buddies`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("split_chunk")
+
+# %%
+check_region("merge_with_buddies")
 
 # %% [markdown]
 # ## Further reading

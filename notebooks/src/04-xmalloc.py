@@ -216,6 +216,21 @@ print(text)
 #    a second page is needed? Store your prediction in `per_arena`.
 # 3. **Swiss cheese.** Build a heap, `swiss`, whose arenas hold at least
 #    2000 free bytes but where `xmalloc(1000)` still needs a new arena.
+#
+# <details><summary>Hint 1</summary>
+#
+# Every block starts with a header and sizes are rounded up to the heap's alignment; a block is never smaller than the minimum block. `show()` the constants in `kernel/include/minios/xheap.h`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# An arena is one page minus the arena header; divide by the size of one block of 100 bytes with its header, rounded.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# Fill arenas with small blocks, then free every other one: lots of free bytes, no free run of 1000.
+# </details>
 
 # %%
 ### BEGIN SOLUTION
@@ -251,6 +266,22 @@ swiss.malloc(1000)
 assert swiss.stats().arenas == stats.arenas + 1
 swiss.check()
 print("check passed")
+
+# %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/mm/xmalloc.c` are `place`, `merge_neighbours`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("place")
+
+# %%
+check_region("merge_neighbours")
 
 # %% [markdown]
 # ## Further reading

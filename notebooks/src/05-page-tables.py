@@ -298,6 +298,21 @@ fig = vp.walk_figure(alias)
 # 4. *(C)* In `kernel/mm/pagetable.c`, `pt_unmap()` asks for a TLB flush
 #    when it cleared an entry. What could go wrong without it? Why does
 #    `pt_map()` of a page that was not mapped need none?
+#
+# <details><summary>Hint 1</summary>
+#
+# Each level takes 9 bits: the L1 index is `(va >> 12) & 511`, the L2 index `(va >> 21) & 511`, and so on; the offset is the low 12 bits.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# One L1 table maps 512 pages (2 MiB). Xen's own tables already cover the first 4 MiB.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# The machine address is `mfn << 12 | offset`, with `mfn = pt.pfn_to_mfn(pfn)`; `pt.walk(va).machine_address` is the kernel's answer.
+# </details>
 
 # %%
 from minios_lab.pagetable import va_indexes
@@ -317,6 +332,25 @@ big.map_all()
 assert new_l1_256 == big.stats()["new_l1"]
 assert ma == pt.walk(0x7F0000000123).machine_address
 print("check passed")
+
+# %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/mm/pagetable.c` are `queue_update`, `new_table`, `pt_walk`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("queue_update")
+
+# %%
+check_region("new_table")
+
+# %%
+check_region("pt_walk")
 
 # %% [markdown]
 # ## Further reading

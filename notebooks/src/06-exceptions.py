@@ -261,6 +261,21 @@ print(next(x for x in fatal.guest_lines if x.startswith("PANIC")).split(
 # 4. *(C)* In `fill_trap_info()`, what would change if `int3` also had the
 #    event-mask flag? Which line of the `eventmask` demonstration above
 #    would say so?
+#
+# <details><summary>Hint 1</summary>
+#
+# `traps.add_fixup(fault, landing)` first, then `traps.raise_exception(13, 0x5000, error_code=0x18)`.
+# </details>
+#
+# <details><summary>Hint 2</summary>
+#
+# Loop over the vectors of `traps.trap_table()` and keep those for which `traps.has_error_code(vector)` is true.
+# </details>
+#
+# <details><summary>Hint 3</summary>
+#
+# The outcome of `raise_exception` has `mask_in_handler` and `mask_after`.
+# </details>
 
 # %%
 ### BEGIN SOLUTION
@@ -275,6 +290,25 @@ assert gp.fixed_up and gp.resumed_at == 0x5100 and gp.error_code == 0x18
 assert with_code == {10, 11, 12, 13, 14, 17}
 assert masks == (1, 1)
 print("check passed")
+
+# %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/traps.c` are `fill_trap_info`, `recover_or_die`, `do_page_fault`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("fill_trap_info")
+
+# %%
+check_region("recover_or_die")
+
+# %%
+check_region("do_page_fault")
 
 # %% [markdown]
 # ## Further reading

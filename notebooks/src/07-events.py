@@ -354,6 +354,28 @@ assert first == [1] and then == [1, 2]
 print("check passed")
 
 # %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/events.c` and `kernel/hypervisor.c` are `scan_word`, `do_hypervisor_callback`, `unmask_evtchn`, `local_irq_enable`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("scan_word")
+
+# %%
+check_region("do_hypervisor_callback")
+
+# %%
+check_region("unmask_evtchn")
+
+# %%
+check_region("local_irq_enable")
+
+# %% [markdown]
 # ## Further reading
 #
 # * `xen/event_channel.h`: every `EVTCHNOP_*` operation and its rules;

@@ -335,6 +335,22 @@ assert abs(sum(slow.intervals_us) / 250 - 4000) < 1000 and slow.passed
 print("check passed")
 
 # %% [markdown]
+# ## Check your kernel
+#
+# The exercise regions of this chapter in `kernel/time.c` are `scale_delta`, `read_time_info`:
+# the code between `BEGIN` and `END` markers that a student copy
+# leaves for you to write. Each cell below runs that region's graded
+# checks (the ones `minios-lab grade` runs) on your kernel, host build
+# and real boot, and prints GOOD or BAD.
+
+# %%
+from minios_lab.grading import check_region
+check_region("scale_delta")
+
+# %%
+check_region("read_time_info")
+
+# %% [markdown]
 # ## Further reading
 #
 # * `xen/xen.h`: the comments on `struct vcpu_time_info` and
