@@ -651,6 +651,26 @@ def _make_result(cmd: list[str], elf: Path, run: _Run) -> BootResult:
     return result
 
 
+MEMORY_MB_RANGE = (16, 4096)
+CMDLINE_MAX = 1023   # start_info.cmd_line holds 1024 bytes with the NUL
+
+
+def _check_boot_arguments(cmdline: str, memory_mb: int,
+                          timeout: float) -> None:
+    """Refuse what Xen would silently change (or what makes no sense)."""
+    low, high = MEMORY_MB_RANGE
+    if not isinstance(memory_mb, int) or not low <= memory_mb <= high:
+        raise ValueError(f"memory_mb must be a whole number of MiB from {low} "
+                         f"to {high}, not {memory_mb!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, "
+                         f"not {timeout!r}")
+    if len(cmdline.encode()) > CMDLINE_MAX:
+        raise ValueError(f"the guest command line is {len(cmdline.encode())} "
+                         f"bytes; start_info holds {CMDLINE_MAX} at most "
+                         f"(Xen would cut it)")
+
+
 def boot(cmdline: str = "", memory_mb: int = 64, timeout: float = 30,
          xen_args: str = "", build: bool = True, echo: Echo = None,
          kernel_dir: Path = KERNEL_DIR) -> BootResult:
@@ -661,6 +681,7 @@ def boot(cmdline: str = "", memory_mb: int = 64, timeout: float = 30,
     Xen's command line; echo, if given, is called with each console line as
     it arrives.
     """
+    _check_boot_arguments(cmdline, memory_mb, timeout)
     elf = build_image(kernel_dir) if build else image_path(kernel_dir)
     cmd = qemu_command(elf, cmdline, memory_mb, xen_args)
     try:

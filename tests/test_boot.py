@@ -250,3 +250,15 @@ def test_every_chapter_passes_and_is_parsed(guest_image, memory_mb):
     assert list(result.chapters) == ["libc", "pagetables", "mm", "traps",
                                      "events", "time"]
     assert any("snprintf gave" in line for line in result.section("libc"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(memory_mb=0), "memory_mb must be"),
+    (dict(memory_mb=-5), "memory_mb must be"),
+    (dict(memory_mb=1.5), "memory_mb must be"),
+    (dict(timeout=0), "timeout must be"),
+    (dict(cmdline="a" * 1024), "start_info holds 1023"),
+])
+def test_bad_boot_arguments_are_refused_before_qemu_starts(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        boot(**kwargs)
