@@ -149,12 +149,14 @@ class KernelLib:
 
     def _guarded(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
+            __tracebackhide__ = True  # IPython: show the cell, not this
             return self.call(function, *args)
         call.__name__ = getattr(function, "__name__", "kernel_function")
         return call
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a kernel function with this unit's hypervisor serving it."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         previous = _Registry.active.get(self._key)
         _Registry.active[self._key] = self.hypervisor
         try:
@@ -170,6 +172,7 @@ class KernelLib:
         return result
 
     def _raise_for_shutdown(self) -> None:
+        __tracebackhide__ = True  # IPython: show the cell, not this
         reason = self.hypervisor.shutdown_reason or "unknown"
         self.hypervisor.shutdown_reason = None
         if reason == "crash":

@@ -88,6 +88,7 @@ class Directive:
 
 
 def _to_bytes(value: Text, what: str) -> bytes:
+    __tracebackhide__ = True
     if isinstance(value, str):
         try:
             return value.encode("latin-1")
@@ -128,6 +129,7 @@ def directives(fmt: Text) -> list[Directive]:
 # --- turning Python values into C arguments ----------------------------------
 
 def _integer(value: Any, where: str) -> int:
+    __tracebackhide__ = True
     if isinstance(value, (str, bytes, bytearray)) or value is None:
         raise TypeError(f"{where} needs an integer, got {value!r}")
     try:
@@ -139,6 +141,7 @@ def _integer(value: Any, where: str) -> int:
 
 def _check_range(value: int, low: int, high: int, where: str,
                  ctype: str) -> int:
+    __tracebackhide__ = True
     if not low <= value <= high:
         raise ValueError(f"{where}: {value} does not fit in {ctype} "
                          f"({low}..{high})")
@@ -146,6 +149,7 @@ def _check_range(value: int, low: int, high: int, where: str,
 
 
 def _int_argument(ffi, value: Any, ctype: str, where: str, signed: bool):
+    __tracebackhide__ = True
     number = _integer(value, where)
     bits = 8 * ffi.sizeof(ctype)
     high = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
@@ -154,6 +158,7 @@ def _int_argument(ffi, value: Any, ctype: str, where: str, signed: bool):
 
 
 def _char_argument(ffi, value: Any, where: str):
+    __tracebackhide__ = True
     if isinstance(value, (str, bytes, bytearray)):
         if len(value) != 1:
             raise ValueError(f"{where} needs one character, got {value!r}")
@@ -162,6 +167,7 @@ def _char_argument(ffi, value: Any, where: str):
 
 
 def _pointer_argument(ffi, value: Any, where: str):
+    __tracebackhide__ = True
     if value is None:
         return ffi.NULL
     number = _integer(value, where)
@@ -171,6 +177,7 @@ def _pointer_argument(ffi, value: Any, where: str):
 
 
 def _value_argument(ffi, directive: Directive, value: Any, where: str):
+    __tracebackhide__ = True
     ctype = directive.argument_type()
     if ctype == "char *":
         if value is None:
@@ -186,9 +193,11 @@ def _value_argument(ffi, directive: Directive, value: Any, where: str):
 
 def c_arguments(ffi, fmt: Text, args: Sequence[Any]) -> list:
     """The cdata arguments for snprintf(buf, size, fmt, ...), type-checked."""
+    __tracebackhide__ = True
     out, queue = [], list(args)
 
     def take(where: str) -> Any:
+        __tracebackhide__ = True
         if not queue:
             raise TypeError(f"not enough arguments for format: {where} "
                             f"has none ({len(args)} given)")
@@ -215,6 +224,7 @@ def call_snprintf(snprintf: Callable[..., int], ffi, fmt: Text,
 
     Called twice: with size 0 to learn the length, then with room for it.
     """
+    __tracebackhide__ = True
     raw = _to_bytes(fmt, "format")
     c_fmt = ffi.new("char[]", raw)
     c_args = c_arguments(ffi, raw, args)
@@ -274,10 +284,12 @@ class Libc:
     # -- formatted output -----------------------------------------------------
     def sprintf_bytes(self, fmt: Text, *args: Any) -> bytes:
         """The kernel's snprintf output, as bytes (NULs from %c included)."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         return call_snprintf(self.kernel.snprintf, self.ffi, fmt, args)
 
     def sprintf(self, fmt: Text, *args: Any) -> str:
         """The kernel's snprintf output, decoded as latin-1."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         return self.sprintf_bytes(fmt, *args).decode("latin-1")
 
     def snprintf(self, size: int, fmt: Text,
@@ -405,16 +417,19 @@ def default() -> Libc:
 
 def sprintf(fmt: Text, *args: Any) -> str:
     """Format like C, with the kernel's snprintf; returns a str (latin-1)."""
+    __tracebackhide__ = True
     return default().sprintf(fmt, *args)
 
 
 def sprintf_bytes(fmt: Text, *args: Any) -> bytes:
     """Format like C, with the kernel's snprintf; returns bytes."""
+    __tracebackhide__ = True
     return default().sprintf_bytes(fmt, *args)
 
 
 def _shortcut(name: str) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
+        __tracebackhide__ = True
         return getattr(default(), name)(*args)
     call.__name__ = name
     call.__doc__ = getattr(Libc, name).__doc__

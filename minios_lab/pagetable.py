@@ -216,6 +216,7 @@ class PageTables:
         return s
 
     def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        __tracebackhide__ = True  # IPython: show the cell, not this
         self.kernel.pt_select(self.state)
         return function(*args)
 
@@ -227,6 +228,7 @@ class PageTables:
 
     # -- the kernel's API ----------------------------------------------------------
     def map(self, va: int, pfn: int, count: int = 1, flags: int = DATA) -> None:
+        __tracebackhide__ = True  # IPython: show the cell, not this
         self._check(self._call(self.kernel.pt_map, va, pfn, count, flags))
 
     def map_mfn(self, va: int, mfn: int, flags: int = DATA) -> None:
