@@ -72,6 +72,10 @@ def build(src: Path, execute: bool = True) -> Path:
                        resources={"metadata": {"path": str(OUT)}}).execute()
     for i, cell in enumerate(nb.cells):  # stable ids keep diffs small
         cell["id"] = f"{src.stem[:2]}-{i:03d}"
+        for output in cell.get("outputs", []):  # no paths of this machine
+            if output.get("output_type") == "error":
+                output["traceback"] = [line.replace(f"{REPO}/", "")
+                                       for line in output["traceback"]]
     out = OUT / (src.stem + ".ipynb")
     nbformat.write(nb, out)
     return out
