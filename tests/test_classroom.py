@@ -145,3 +145,12 @@ def test_json_report_and_progress(handout_grade, tmp_path):
     assert set(data["chapters"]) == {r.chapter for r in handout_grade.results}
     table = progress(REPO)
     assert all(passed == total for passed, total in table.values())
+
+
+def test_handout_of_one_chapter_leaves_the_others_whole(tmp_path):
+    student = tmp_path / "lab"
+    removed = make_assignment(student, ["02"])
+    assert {r.file for r in removed} == {"kernel/lib/string.c"}
+    assert grade(student, chapter="02").earned == 0
+    other = grade(student, chapter="01")
+    assert other.earned == other.total > 0, other.text()
