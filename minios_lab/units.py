@@ -23,11 +23,13 @@ UNITS: dict[str, Unit] = {
                       cdef="pagetable.h", headers=("minios/pagetable.h",)),
     "events": Unit(sources=("hypervisor.c", "events.c", "events_demo.c",
                             "start_of_day.c"),
-                   cdef="events.h", headers=("minios/events.h",)),
+                   cdef="events.h", headers=("minios/events.h",),
+                   extra_cdefs=("host.h", "xen_shared.h")),
     "time": Unit(sources=("time.c", "timer.c", "hypervisor.c", "events.c",
                           "host/shared_read.c"),
                  cdef="time.h",
-                 headers=("minios/events.h", "minios/time.h")),
+                 headers=("minios/events.h", "minios/time.h"),
+                 extra_cdefs=("host.h", "xen_shared.h")),
 }
 
 

@@ -1,79 +1,13 @@
-/* cffi declarations for the time unit: the clock (kernel/time.c), the timer
- * (kernel/timer.c) and what they stand on: shared_info and the upcall
- * (kernel/hypervisor.c), event channels (kernel/events.c). Layouts marked
- * "..." are taken from Xen's headers. The event-channel constants and
- * structures are those that Python's Xen for events (minios_lab/events.py,
- * EventXen) serves. */
+/* cffi declarations for the time unit: the clock (kernel/time.c) and the
+ * timer (kernel/timer.c). What they stand on (shared_info, the upcall,
+ * event channels) is declared in xen_shared.h. */
 
-typedef uint32_t evtchn_port_t;
-typedef uint16_t domid_t;
-typedef unsigned long xen_ulong_t;
-
-#define VIRQ_TIMER ...
-#define EVTCHNOP_alloc_unbound ...
-#define EVTCHNOP_bind_interdomain ...
-#define EVTCHNOP_bind_virq ...
-#define EVTCHNOP_close ...
-#define EVTCHNOP_send ...
 #define VCPUOP_set_periodic_timer ...
 #define VCPUOP_stop_periodic_timer ...
-#define XENVER_version ...
 #define NSEC_PER_SEC ...
 #define TIMER_SAMPLES_MAX ...
 #define TICKS_PER_REPORT ...
 
-struct vcpu_time_info {
-    uint32_t version;
-    uint64_t tsc_timestamp;
-    uint64_t system_time;
-    uint32_t tsc_to_system_mul;
-    int8_t tsc_shift;
-    uint8_t flags;
-    ...;
-};
-typedef struct vcpu_time_info vcpu_time_info_t;
-
-struct vcpu_info {
-    uint8_t evtchn_upcall_pending;
-    uint8_t evtchn_upcall_mask;
-    xen_ulong_t evtchn_pending_sel;
-    struct vcpu_time_info time;
-    ...;
-};
-typedef struct vcpu_info vcpu_info_t;
-
-struct shared_info {
-    struct vcpu_info vcpu_info[...];
-    xen_ulong_t evtchn_pending[...];
-    xen_ulong_t evtchn_mask[...];
-    uint32_t wc_version;
-    uint32_t wc_sec;
-    uint32_t wc_nsec;
-    uint32_t wc_sec_hi;
-    ...;
-};
-typedef struct shared_info shared_info_t;
-
-struct evtchn_alloc_unbound {
-    domid_t dom, remote_dom;
-    evtchn_port_t port;
-};
-struct evtchn_bind_interdomain {
-    domid_t remote_dom;
-    evtchn_port_t remote_port;
-    evtchn_port_t local_port;
-};
-struct evtchn_send {
-    evtchn_port_t port;
-};
-struct evtchn_bind_virq {
-    uint32_t virq;
-    uint32_t vcpu;
-    evtchn_port_t port;
-};
-struct evtchn_close {
-    evtchn_port_t port;
-};
 struct vcpu_set_periodic_timer {
     uint64_t period_ns;
 };
@@ -140,14 +74,3 @@ int timer_start(uint64_t period_ns, unsigned long target);
 void timer_wait(struct timer_state *t);
 void timer_stop(void);
 void timer_report(const struct timer_state *t);
-
-/* kernel/hypervisor.c and kernel/events.c, which the timer stands on */
-struct pt_regs;
-extern shared_info_t *HYPERVISOR_shared_info;
-void set_shared_info(shared_info_t *s);
-void do_hypervisor_callback(struct pt_regs *regs);
-void init_events(void);
-bool evtchn_is_bound(evtchn_port_t port);
-void local_irq_disable(void);
-void local_irq_enable(void);
-bool irqs_disabled(void);
