@@ -1,11 +1,11 @@
 # minios-lab: the two commands of the quick start, and a few more.
+# `make` alone lists them (the `##` comments below are that list).
 #
-#   make lab    set up everything, then start JupyterLab on notebooks/
-#   make test   set up everything, then run every test (CI runs this)
-#   make boot   build the guest and boot it on Xen in QEMU
-#
-# Set-up is idempotent: a Python virtual environment in .venv, then
-# `minios-lab setup` fetches QEMU, the Xen hypervisor and Xen's headers.
+# Set-up is idempotent and starts with the system: `python3 -m
+# minios_lab.sysdeps` installs the Debian packages the kit needs (as root;
+# otherwise it names the one command to run and stops). Then a Python
+# virtual environment in .venv, then `minios-lab setup` fetches the Xen
+# hypervisor and Xen's headers. A step that fails leaves nothing half-made.
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,48 +14,69 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: setup lab test test-unit test-notebooks boot kernel format format-check clean bench notebooks
+.PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+help: ## list the targets (this)
+	@sed -n 's/^\([a-z-]*\):.*## \(.*\)$$/  make \1\t\2/p' $(MAKEFILE_LIST) | expand -t 24
 
-setup: $(STAMP)
-	$(BIN)/minios-lab setup
-
-lab: setup
+lab: setup ## set up everything, then start JupyterLab on notebooks/
 	$(BIN)/minios-lab lab
 
-test: setup
+test: setup ## set up everything, then run every test and nbval (CI runs this)
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
 	$(BIN)/pytest $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
-test-unit: setup
+test-unit: setup ## the pytest tests only, not the notebooks
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
 
-test-notebooks: setup
+test-notebooks: setup ## nbval over every notebook only
 	$(BIN)/pytest $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
-boot: setup
+boot: setup ## build the guest and boot it on Xen in QEMU, streaming its console
 	$(BIN)/minios-lab boot
 
-kernel: setup
+debug: setup ## boot the guest under gdb (minios-lab debug)
+	$(BIN)/minios-lab debug
+
+kernel: setup ## build the guest image kernel/build/minios.elf
 	$(MAKE) -C kernel
 
-format format-check:
+format: ## format the kernel's C with clang-format
 	$(MAKE) -C kernel $@
 
-bench: setup
+format-check: ## check the kernel's C formatting (clang-format)
+	$(MAKE) -C kernel $@
+
+bench: setup ## the benchmark scripts behind the README's numbers
 	$(BIN)/python scripts/bench_boot.py
 	$(BIN)/python scripts/bench_cbuild.py
 	$(BIN)/python scripts/bench_page_alloc.py
 
-clean:
+clean: ## remove the guest build and .venv
 	$(MAKE) -C kernel clean
 	rm -rf $(VENV) .pytest_cache
 
+# The system packages (root: installed; otherwise: the command to run).
+system: ## install the Debian packages the kit needs (root or sudo)
+	@$(PYTHON) -m minios_lab.sysdeps
+
+setup: ## set up .venv, the Python packages, Xen and its headers
+	@$(PYTHON) -m minios_lab.sysdeps
+	@$(MAKE) --no-print-directory $(STAMP)
+	$(BIN)/minios-lab setup
+
+# The virtual environment; a failed step removes what it half-made (the
+# stamp is written last, so a failed install is retried by the next make).
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || rm -rf $(VENV)
+	@echo "minios-lab: installing the kit into $(VENV)"
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "minios-lab: '$(PYTHON) -m venv' failed; removed the half-made $(VENV). Fix the cause above, then make again." >&2; exit 1; }
+	@$(BIN)/python -m pip install --quiet --upgrade pip && \
+	 $(BIN)/python -m pip install --quiet -e '.[test]' || { rm -f $@; \
+	  echo "minios-lab: pip install failed (above); make again retries it." >&2; exit 1; }
+	@touch $@
+
 # Re-run every notebook from notebooks/src/ and store it with its outputs.
-notebooks: setup
+notebooks: setup ## re-run every notebook from notebooks/src/, store outputs
 	$(BIN)/python scripts/nbgen.py
