@@ -248,15 +248,22 @@ class LiveGuest:
 
     def address(self, where: Where) -> int:
         """The address `where` names: an int is one; a string is a C
-        expression: a pointer, array or function stands for its address
-        (as in C), a struct, union or variable of other type for its own
-        address."""
+        expression: a pointer or an integer is an address, an array or a
+        function stands for its address (as in C), and a struct or union
+        for its own address ("boot_info" is the same as "&boot_info")."""
         if isinstance(where, int):
             return where
-        try:
-            return self.value(where)
-        except GdbError:
-            return self.value(f"&({where})")
+        # gdb's Python knows the type; the CLI would cast a struct to a
+        # number without complaint.
+        script = (f"v = gdb.parse_and_eval({where!r}); "
+                  "t = v.type.strip_typedefs(); "
+                  "print(int(v.address) if t.code in (gdb.TYPE_CODE_STRUCT, "
+                  "gdb.TYPE_CODE_UNION) else "
+                  "int(v.cast(gdb.lookup_type('unsigned long'))))")
+        text = self.cli(f"python {script}").strip()
+        if not re.fullmatch(r"\d+", text):
+            raise GdbError(f"{where!r} is not an address: {text}")
+        return int(text)
 
     def read(self, where: Where, size: int) -> bytes:
         """`size` bytes of guest memory at `where` (see address())."""
@@ -310,7 +317,7 @@ class LiveGuest:
     def backtrace(self) -> list[str]:
         """Function names of the stack, innermost first."""
         frames = self._session().command("-stack-list-frames")["stack"]
-        return [f["frame"].get("func", "??") for f in frames]
+        return [f.get("frame", f).get("func", "??") for f in frames]
 
     # -- snapshots ----------------------------------------------------------
     def page_allocator(self):

@@ -85,6 +85,16 @@ class Stop:
         return f"stopped ({self.reason}) in {self.where}"
 
 
+def _error_message(payload: Any, logs: list[str]) -> str:
+    """gdb's ^error message; for a failed Python command, the Python
+    exception's own words (gdb.error: No symbol "x" in current context)."""
+    msg = (payload or {}).get("msg", "gdb error")
+    for line in reversed(logs):
+        if line.startswith("gdb.") and ": " in line:
+            return line.split(": ", 1)[1].strip()
+    return msg
+
+
 class MiSession:
     """One gdb process on `elf`, speaking MI."""
 
@@ -140,6 +150,7 @@ class MiSession:
         self.io.write(f"{token}{mi}", read_response=False)
         deadline = time.monotonic() + timeout
         text: list[str] = []
+        logs: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -148,12 +159,13 @@ class MiSession:
             for record in self._read(remaining):
                 if record["type"] == "console":
                     text.append(str(record["payload"]))
+                elif record["type"] == "log":
+                    logs.append(str(record["payload"]))
                 elif record["type"] == "result" and \
                         record.get("token") == token:
                     payload = record["payload"]
                     if record["message"] == "error":
-                        msg = (payload or {}).get("msg", "gdb error")
-                        raise GdbError(msg)
+                        raise GdbError(_error_message(payload, logs))
                     return payload, "".join(text)
 
     def wait_stopped(self, timeout: float,

@@ -9,9 +9,9 @@ guest code. Layouts come from the image's debug information (gdb's
   the header, the bitmap after it, the free lists threaded through the free
   chunks) into :class:`LivePool`, which answers the same questions as the
   host's :class:`~minios_lab.mm.PageAllocator` (``stats()``, ``bitmap()``,
-  ``free_chunks()``), and lets ``PageAllocator.snapshot`` build the
-  :class:`~minios_lab.mm.PoolSnapshot` from it: one piece of code for both
-  builds. In the guest, virtual addresses are pseudo-physical ones (the
+  ``free_chunks()``); :func:`snapshot_from_parts` turns the answers into a
+  :class:`~minios_lab.mm.PoolSnapshot` the way ``PageAllocator.snapshot``
+  does (a test holds the two to the same result). In the guest, virtual addresses are pseudo-physical ones (the
   kernel is linked at 0), so pfns count from 0 and the pages below the
   pool (the kernel, Xen's bootstrap area, the first tables) are its
   "reserved" pages. Which chunks are allocated, and in what orders, only
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .live_qemu import GdbError, LiveError
-from .mm import PageAllocator, PoolSnapshot, PoolStats
+from .mm import PageState, PoolSnapshot, PoolStats
 from .pagetable import (ENTRIES, LEVELS, P, PAGE_SHIFT, PAGE_SIZE, Snapshot,
                         Step, Table, Walk, entry_mfn, merge_runs)
 
@@ -76,7 +76,6 @@ class LivePool:
         self.first_pfn = self._field("first_pfn")
         self.nr_pages = self._field("end_pfn")     # pfns count from 0
         self.reserved = self.first_pfn
-        self.allocations: dict[int, int] = {}
         self._chunk = _offsets(guest, "free_chunk", CHUNK_FIELDS)
         if not 0 < self.first_pfn < self.nr_pages:
             raise LiveError(f"mm_pool at {base:#x} does not hold a page pool "
@@ -126,10 +125,30 @@ class LivePool:
         return pfns
 
 
+def snapshot_from_parts(nr_pages: int, reserved: int, stats: PoolStats,
+                        bitmap: np.ndarray, chunks: dict[int, list[int]],
+                        allocations: dict[int, int] | None = None
+                        ) -> PoolSnapshot:
+    """A PoolSnapshot from the allocator's counters, bitmap and free lists,
+    exactly as PageAllocator.snapshot() makes one on the host (a test
+    checks the two agree on host pools)."""
+    state = np.full(nr_pages, PageState.USED, dtype=np.int8)
+    state[:reserved] = PageState.RESERVED
+    state[reserved:][~bitmap] = PageState.FREE
+    state[reserved:reserved + stats.meta_pages] = PageState.META
+    order = np.full(nr_pages, -1, dtype=np.int8)
+    for k, pfns in chunks.items():
+        for pfn in pfns:
+            order[pfn:pfn + (1 << k)] = k
+    return PoolSnapshot(nr_pages, reserved, stats.meta_pages, state, order,
+                        chunks, dict(allocations or {}), stats)
+
+
 def pool_snapshot(guest: "LiveGuest") -> PoolSnapshot:
-    """The guest's page allocator now, built by the host's own
-    PageAllocator.snapshot() from what LivePool read."""
-    return PageAllocator.snapshot(LivePool(guest))  # type: ignore[arg-type]
+    """The guest's page allocator now, as a PoolSnapshot."""
+    pool = LivePool(guest)
+    return snapshot_from_parts(pool.nr_pages, pool.reserved, pool.stats(),
+                               pool.bitmap(), pool.free_chunks())
 
 
 # --- page tables -------------------------------------------------------------

@@ -1,0 +1,443 @@
+"""gdb on the real guest: minios-lab debug, LiveGuest, live snapshots.
+
+Every test boots Xen in QEMU. The read-only tests share one guest stopped
+right after the mm chapter (its console already holds the chapter's
+summary); each failure test gets a guest of its own and checks that QEMU
+and gdb are gone afterwards.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minios_lab import live_qemu, viz_mm, viz_pagetable
+from minios_lab.live import (BreakpointTimeout, GdbError, GdbMissing,
+                             GuestCrashed, GuestExited, GuestInterrupted,
+                             LiveGuest, SessionClosed)
+from minios_lab.live_snap import snapshot_from_parts
+from minios_lab.mm import PageAllocator, PageState
+from minios_lab.pagetable import parse_guest_report, parse_guest_walk
+from minios_lab.start_of_day import StartOfDay
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "minios_lab.cli"]
+
+
+def marker() -> str:
+    """A guest command-line word that names this test's QEMU in ps."""
+    return f"testmark={uuid.uuid4().hex[:12]}"
+
+
+def processes_with(text: str) -> list[int]:
+    """pids whose command line contains text (QEMU carries its guest's
+    command line in -initrd)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                found.append(int(entry.name))
+    return found
+
+
+def assert_stopped(guest: LiveGuest) -> None:
+    """QEMU and gdb of `guest` are dead and reaped, the session closed."""
+    assert guest.closed
+    assert guest.machine is not None and guest.gdb is not None
+    for proc in (guest.machine.proc, guest.gdb.proc):
+        assert proc.returncode is not None, f"pid {proc.pid} still runs"
+        assert not Path(f"/proc/{proc.pid}").exists() or \
+            "zombie" not in Path(f"/proc/{proc.pid}/status").read_text()
+    with pytest.raises(SessionClosed):
+        guest.eval("1")
+
+
+# --- one guest, stopped after the mm chapter ----------------------------------
+
+@pytest.fixture(scope="module")
+def after_mm(guest_image):
+    with LiveGuest(build=False) as guest:
+        stop = guest.run_to("mm_chapter", timeout=120)
+        assert stop.function == "mm_chapter"
+        guest.finish(timeout=120)
+        yield guest
+
+
+@pytest.fixture(scope="module")
+def printed(after_mm) -> dict:
+    """What the guest printed about its page tables and allocator."""
+    return parse_guest_report(after_mm.console)
+
+
+def test_stopped_in_the_caller_after_the_mm_chapter(after_mm) -> None:
+    assert after_mm.backtrace()[:2] == ["run_chapters", "start_kernel"]
+    assert "chapter mm: PASS" not in after_mm.console   # printed after
+    assert any(line.startswith("mm: summary:") for line in after_mm.console)
+
+
+def test_eval_reads_guest_variables(after_mm) -> None:
+    assert after_mm.eval("boot_info.nr_pages") == "16384"
+    assert after_mm.eval("sizeof(struct pt_regs)") == str(22 * 8)
+    assert after_mm.value("mm_pool->end_pfn") == 16384
+
+
+def test_eval_of_a_bad_expression_keeps_the_session(after_mm) -> None:
+    with pytest.raises(GdbError, match="no_such_symbol"):
+        after_mm.eval("no_such_symbol + 1")
+    assert after_mm.eval("2 + 3") == "5"
+
+
+def test_read_by_address_and_by_symbol(after_mm) -> None:
+    address = after_mm.value("&boot_info")
+    by_symbol = after_mm.read("boot_info", 64)      # a struct: its address
+    assert by_symbol == after_mm.read(address, 64)
+    assert by_symbol == after_mm.read("&boot_info", 64)
+    nr_pages = after_mm.value("&boot_info.nr_pages") - address
+    assert int.from_bytes(by_symbol[nr_pages:nr_pages + 8], "little") == 16384
+    code = after_mm.read("start_kernel", 16)        # a function: its code
+    assert code == after_mm.read(after_mm.value("start_kernel"), 16)
+    assert after_mm.read(address, 0) == b""
+
+
+def test_read_refuses_what_cannot_be_read(after_mm) -> None:
+    with pytest.raises(ValueError):
+        after_mm.read(0x1000, -1)
+    with pytest.raises(GdbError):
+        after_mm.read(0, 8)          # page 0 is unmapped: the NULL guard
+    assert after_mm.eval("1") == "1"
+
+
+def test_start_info_bytes_parse_on_the_host_as_in_the_guest(after_mm) -> None:
+    """Chapter 01's host-built parser on the page Xen wrote gives what the
+    guest's own parse left in boot_info."""
+    raw = after_mm.start_info()
+    assert raw.startswith(b"xen-3.0-x86_64\0")
+    sod = StartOfDay()
+    si = sod.ffi.new("start_info_t *")
+    size = sod.ffi.sizeof("start_info_t")
+    sod.ffi.memmove(si, raw[:size], size)
+    host = sod.parse(si)
+    for field in ("nr_pages", "pt_base", "nr_pt_frames", "mfn_list",
+                  "flags", "first_p2m_pfn"):
+        assert getattr(host, field) == after_mm.value(f"boot_info.{field}")
+
+
+def test_registers(after_mm) -> None:
+    regs = after_mm.registers()
+    assert {"rip", "rsp", "eflags", "cs", "cr2", "cr3"} <= set(regs)
+    assert regs["rip"] == after_mm.value("$pc")
+    assert regs["cs"] == 0xE033     # FLAT_KERNEL_CS64: a PV kernel, ring 3
+    tables = after_mm.page_tables()
+    assert regs["cr3"] >> 12 == tables.root     # Xen loaded the guest's L4
+    assert after_mm.registers(["rip", "rsp"]) == {"rip": regs["rip"],
+                                                  "rsp": regs["rsp"]}
+    with pytest.raises(GdbError, match="no register nope"):
+        after_mm.registers(["nope"])
+
+
+def test_cli_runs_any_gdb_command(after_mm) -> None:
+    text = after_mm.cli("info line mm_chapter")
+    assert "memory_chapters.c" in text
+
+
+def test_allocator_snapshot_equals_what_the_guest_printed(after_mm,
+                                                          printed) -> None:
+    snap = after_mm.page_allocator()
+    mapped, first, end, meta, free = printed["summary"]
+    assert (snap.reserved, snap.nr_pages, snap.meta_pages) == (first, end,
+                                                               meta)
+    assert snap.free_pages == free == snap.stats.free_pages
+    lengths = {k: len(p) for k, p in snap.free_chunks.items() if p}
+    assert lengths == printed["chunks"]
+    assert {k: n for k, n in enumerate(snap.stats.chunks) if n} == lengths
+    assert np.all(snap.state[:first] == PageState.RESERVED)
+    assert np.all(snap.state[first:first + meta] == PageState.META)
+    for order, pfns in snap.free_chunks.items():
+        for pfn in pfns:
+            assert pfn % (1 << order) == 0
+            assert np.all(snap.order[pfn:pfn + (1 << order)] == order)
+
+
+def test_the_pictures_show_the_printed_counts(after_mm, printed) -> None:
+    snap = after_mm.page_allocator()
+    fig = viz_mm.free_list_lengths(snap)
+    heights = {int(round(bar.get_x() + bar.get_width() / 2)):
+               int(bar.get_height()) for bar in fig.axes[0].patches}
+    assert {k: n for k, n in heights.items() if n} == printed["chunks"]
+    fig = viz_mm.memory_map(snap)
+    image = fig.axes[0].images[0].get_array().reshape(-1, 3)[:snap.nr_pages]
+    free_colours = {viz_mm.order_colour(k, snap.max_order)[:3]
+                    for k in printed["chunks"]}
+    free = sum(np.all(np.isclose(image, c), axis=1).sum()
+               for c in free_colours)
+    assert free == printed["summary"][4]
+
+
+def test_page_tables_equal_the_guest_walks(after_mm, printed) -> None:
+    tables = after_mm.page_tables()
+    assert tables.mapped_pages == printed["summary"][0]
+    walks = {w.va: w for w in printed["walks"]}   # the last walk of each va
+    assert len(walks) >= 5
+    for va, walk in walks.items():
+        assert after_mm.walk(va) == walk, va
+    fig = viz_pagetable.tree(tables)
+    assert fig.axes[0].get_title().startswith(f"{len(tables.tables)} tables")
+    with pytest.raises(ValueError):
+        after_mm.walk(1 << 47)
+
+
+def test_walk_parser_agrees_with_live_walk_format(after_mm) -> None:
+    line = next(x for x in after_mm.console if "walk 0x" in x and "rw" in x)
+    walk = parse_guest_walk(line)
+    assert walk is not None and after_mm.walk(walk.va) == walk
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(64, 512), st.integers(0, 8),
+       st.lists(st.integers(0, 4), max_size=30), st.randoms())
+def test_snapshot_from_parts_is_the_host_snapshot(nr_pages, reserved,
+                                                  orders, rnd) -> None:
+    """The live snapshot's builder, fed the host allocator's counters,
+    bitmap and lists, gives PageAllocator.snapshot()'s result."""
+    pa = PageAllocator(nr_pages, reserved)
+    got = [p for p in (pa.alloc(k) for k in orders) if p is not None]
+    for pfn in rnd.sample(got, len(got) // 2):
+        pa.free(pfn, pa.allocations[pfn])
+    host = pa.snapshot()
+    live = snapshot_from_parts(pa.nr_pages, pa.reserved, pa.stats(),
+                               pa.bitmap(), pa.free_chunks(), pa.allocations)
+    assert (live.nr_pages, live.reserved, live.meta_pages, live.stats) == \
+        (host.nr_pages, host.reserved, host.meta_pages, host.stats)
+    assert np.array_equal(live.state, host.state)
+    assert np.array_equal(live.order, host.order)
+    assert (live.free_chunks, live.allocations) == (host.free_chunks,
+                                                    host.allocations)
+
+
+# --- stepping, from the start ------------------------------------------------
+
+def test_start_kernel_and_stepping(guest_image) -> None:
+    with LiveGuest(build=False, memory_mb=32) as guest:
+        stop = guest.run_to("start_kernel")
+        assert (stop.function, stop.file) == ("start_kernel",
+                                              "kernel/kernel.c")
+        assert guest.eval("si->nr_pages") == str(32 * 256)
+        assert guest.read("si", 15) == b"xen-3.0-x86_64\0"
+        with pytest.raises(Exception, match="not set up yet"):
+            guest.page_allocator()
+        tables = guest.page_tables()       # Xen's bootstrap tables
+        assert tables.mapped_pages == 1024  # up to a 4 MiB boundary
+        l4 = guest.walk(guest.value("si->pt_base"))
+        assert l4.present and not l4.writable and l4.mfn == tables.root
+        number = guest.break_at("traps_init")
+        stop = guest.cont()
+        assert (stop.function, stop.breakpoint) == ("traps_init", number)
+        line = stop.line
+        stop = guest.next()
+        assert stop.function == "traps_init" and stop.line != line
+        stop = guest.finish()
+        assert stop.reason == "function-finished"
+    assert_stopped(guest)
+
+
+# --- failures: each ends with QEMU and gdb stopped ----------------------------
+
+def test_breakpoint_never_reached(guest_image) -> None:
+    mark = marker()
+    guest = LiveGuest(f"hang=1 {mark}", build=False)
+    with pytest.raises(BreakpointTimeout, match="did not reach mm_chapter "
+                                                "within 5 s"):
+        guest.run_to("mm_chapter", timeout=5)
+    assert "hang=1: spinning forever" in str(guest.console)
+    assert_stopped(guest)
+    assert processes_with(mark) == []
+
+
+def test_page_fault_handler_then_crash(guest_image) -> None:
+    mark = marker()
+    guest = LiveGuest(f"crash=1 {mark}", build=False)
+    stop = guest.run_to("do_page_fault")
+    assert stop.function == "do_page_fault"
+    cr2 = guest.value("trap_vcpu->arch.cr2")
+    assert cr2 == unmapped_address(guest)
+    assert guest.registers(["cr2"])["cr2"] == cr2
+    fault_rip = guest.value("regs->rip")
+    assert guest.cli(f"info symbol {fault_rip:#x}").split()[0] in (
+        "start_kernel", "crash_if_asked")
+    with pytest.raises(GuestCrashed, match="crashed") as caught:
+        guest.cont()
+    assert caught.value.crash is not None
+    assert caught.value.crash.rip == fault_rip
+    assert_stopped(guest)
+    assert processes_with(mark) == []
+
+
+def unmapped_address(guest: LiveGuest) -> int:
+    """The address crash=1 says it writes to (Xen's serial line may lag
+    behind the guest a little)."""
+    pattern = re.compile(r"writing to unmapped address (0x[0-9a-f]+)")
+    for _ in range(100):
+        for line in guest.console:
+            found = pattern.search(line)
+            if found:
+                return int(found.group(1), 16)
+        time.sleep(0.05)
+    raise AssertionError(f"no crash=1 line in {guest.console}")
+
+
+def test_guest_that_shuts_down(guest_image) -> None:
+    guest = LiveGuest("chapters=0", build=False)
+    with pytest.raises(GuestExited, match="shut down|ended"):
+        guest.cont(timeout=60)
+    assert_stopped(guest)
+
+
+def test_learner_interrupt(guest_image) -> None:
+    mark = marker()
+    guest = LiveGuest(f"hang=1 {mark}", build=False)
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(GuestInterrupted, match="interrupted"):
+            guest.run_to("mm_chapter", timeout=60)
+    finally:
+        timer.cancel()
+    assert_stopped(guest)
+    assert processes_with(mark) == []
+
+
+def test_gdb_missing_starts_nothing(guest_image, monkeypatch) -> None:
+    mark = marker()
+    monkeypatch.setenv("MINIOS_GDB", "/nonexistent/gdb")
+    with pytest.raises(GdbMissing, match="apt-get install gdb"):
+        LiveGuest(mark, build=False)
+    assert processes_with(mark) == []
+
+
+def test_close_is_idempotent_and_final(guest_image) -> None:
+    guest = LiveGuest(build=False)
+    guest.close()
+    guest.close()
+    assert_stopped(guest)
+    assert "closed" in repr(guest)
+
+
+# --- ports ---------------------------------------------------------------------
+
+def test_a_taken_port_is_replaced(guest_image, monkeypatch) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        ports = iter([taken, live_qemu.free_port()])
+        monkeypatch.setattr(live_qemu, "free_port", lambda: next(ports))
+        machine = live_qemu.PausedMachine(guest_image)
+        try:
+            assert machine.port != taken
+            assert live_qemu.listening_on(machine.pid, machine.port)
+        finally:
+            machine.stop()
+    assert machine.proc.returncode is not None
+
+
+def test_two_guests_at_once_get_their_own_ports(guest_image) -> None:
+    with LiveGuest(build=False) as one, LiveGuest(build=False) as two:
+        assert one.port != two.port
+        assert one.run_to("start_kernel").function == "start_kernel"
+        assert two.eval("$pc") != one.eval("$pc")     # two still at reset
+
+
+# --- the command line -----------------------------------------------------------
+
+def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + ["debug", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def test_cli_batch_prints_nr_pages(guest_image) -> None:
+    mark = marker()
+    done = run_cli("--batch", "--no-build", "-ex", "break start_kernel",
+                   "-ex", "continue", "-ex", "print si->nr_pages", "--",
+                   mark)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "$1 = 16384" in done.stdout
+    assert "Hardware assisted breakpoint 1" in done.stdout
+    assert processes_with(mark) == []
+
+
+def test_cli_batch_memory(guest_image) -> None:
+    done = run_cli("--batch", "--memory", "128", "-ex", "b start_kernel",
+                   "-ex", "c", "-ex", "print si->nr_pages")
+    assert "$1 = 32768" in done.stdout, done.stdout + done.stderr
+
+
+def test_cli_batch_crash_is_reported(guest_image) -> None:
+    mark = marker()
+    done = run_cli("--batch", "--no-build", "-ex", "continue", "--",
+                   "crash=1", mark)
+    assert done.returncode == 1
+    assert "the guest crashed" in done.stderr
+    assert "do_page_fault" in done.stderr or "start_kernel" in done.stderr
+    assert processes_with(mark) == []
+
+
+def test_cli_batch_time_limit(guest_image) -> None:
+    mark = marker()
+    done = run_cli("--batch", "--no-build", "--timeout", "5", "-ex",
+                   "break mm_chapter", "-ex", "continue", "--", "hang=1",
+                   mark)
+    assert done.returncode == 1
+    assert "time limit reached: stopping QEMU" in done.stderr
+    assert processes_with(mark) == []
+
+
+def test_cli_without_gdb(guest_image) -> None:
+    mark = marker()
+    env = dict(os.environ, MINIOS_GDB="/nonexistent/gdb")
+    done = subprocess.run(CLI + ["debug", "--batch", "--no-build", "--",
+                                 mark], capture_output=True, text=True,
+                          env=env, timeout=60, cwd=REPO)
+    assert done.returncode == 1
+    assert "gdb not found" in done.stderr and "apt-get install gdb" in \
+        done.stderr
+    assert processes_with(mark) == []
+
+
+def test_cli_killed_takes_qemu_along(guest_image) -> None:
+    mark = marker()
+    proc = subprocess.Popen(CLI + ["debug", "--batch", "--no-build",
+                                   "--timeout", "100", "-ex", "continue",
+                                   "--", "hang=1", mark],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd=REPO)
+    try:
+        deadline = 60
+        while not processes_with(mark) and deadline > 0:
+            threading.Event().wait(0.1)
+            deadline -= 0.1
+        assert processes_with(mark), "QEMU never started"
+        threading.Event().wait(1.0)
+    finally:
+        proc.kill()
+        proc.wait()
+    for _ in range(50):               # PR_SET_PDEATHSIG: SIGKILL at once
+        if not processes_with(mark):
+            break
+        threading.Event().wait(0.1)
+    assert processes_with(mark) == []
