@@ -74,8 +74,10 @@ NEEDS: tuple[Need, ...] = (
 )
 
 
-def missing(needs: tuple[Need, ...] = NEEDS) -> list[Need]:
-    return [need for need in needs if not need.present()]
+def missing(needs: tuple[Need, ...] | None = None) -> list[Need]:
+    """The needs not met on this machine (all of NEEDS by default)."""
+    return [need for need in (NEEDS if needs is None else needs)
+            if not need.present()]
 
 
 def is_root() -> bool:

@@ -16,26 +16,41 @@ with apt-get when running as root, otherwise the error says the command.
 
 Every tool can be overridden by an environment variable: ``MINIOS_QEMU``,
 ``MINIOS_XEN``, ``MINIOS_XEN_INCLUDE``, ``CC``.
+
+The Xen build is chosen deliberately: as root, apt's lists are refreshed
+before a fetch when they are older than a day, so the newest 4.17 build
+Debian has is taken, and ``setup()`` replaces a cached build when a newer
+one is available. :func:`xen_versions` says which Debian versions are in
+use; ``minios-lab doctor`` shows them. Every fault (a missing or broken
+tool, an unwritable cache, a full disk) is a ``ToolchainError`` naming the
+cause and its fix (see :mod:`minios_lab.toolcheck`).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gzip
 import importlib.util
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
+from . import sysdeps
+from .debfetch import (SETUP_COMMAND, XEN_SERIES, cache_dir, candidate,
+                       fetch_package, is_root, locked, record_version,
+                       recorded_versions, run, xen_dir)
 from .errors import ToolchainError
+from .toolcheck import (cache_faults, check_compiler, compiler,
+                        python_include_dir, writable_dir, xen_image_problem)
 
-XEN_SERIES = "4.17"
+__all__ = ["cache_dir", "check_compiler", "compiler", "doctor",
+           "formatter", "newer_xen_build", "python_include_dir",
+           "qemu_binary", "record_version", "setup", "xen_binary",
+           "xen_include_dir", "xen_versions"]
+
 HEADERS_PACKAGE = "libxen-dev"
 HYPERVISOR_PACKAGE = f"xen-hypervisor-{XEN_SERIES}-amd64"
 HYPERVISOR_NAME = f"xen-{XEN_SERIES}-amd64"
@@ -43,8 +58,8 @@ QEMU_NAME = "qemu-system-x86_64"
 QEMU_PACKAGE = "qemu-system-x86"
 FORMATTER = "clang-format"
 PYTHON_PACKAGES = {"cffi": "cffi", "matplotlib": "matplotlib",
-                   "pyelftools": "elftools", "jupyterlab": "jupyterlab"}
-SETUP_COMMAND = "minios-lab setup"
+                   "pyelftools": "elftools", "jupyterlab": "jupyterlab",
+                   "pygdbmi": "pygdbmi"}
 
 
 @dataclass
@@ -62,109 +77,21 @@ class Check:
     optional: bool = False
 
 
-# --- the cache ---------------------------------------------------------------
+def xen_versions() -> dict[str, str]:
+    """Which Xen build is in use: Debian package name -> version.
 
-def cache_dir() -> Path:
-    """The kit's cache folder, created if missing."""
-    env = os.environ.get("MINIOS_LAB_CACHE")
-    path = Path(env).expanduser() if env else Path.home() / ".cache/minios-lab"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def xen_dir() -> Path:
-    path = cache_dir() / f"xen-{XEN_SERIES}"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    """Hold an exclusive lock on <cache>/xen-4.17/<name>.lock."""
-    with open(xen_dir() / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _is_root() -> bool:
-    return os.geteuid() == 0
-
-
-def _run(cmd: list[str],
-         cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                          check=False)
-
-
-# --- fetching Debian packages without root -----------------------------------
-
-def _give_to_apt(path: Path) -> None:
-    """Let apt's sandbox user write into path (only possible as root)."""
-    if not _is_root():
-        return
-    try:
-        user = pwd.getpwnam("_apt")
-        os.chown(path, user.pw_uid, user.pw_gid)
-    except (KeyError, OSError):
-        pass  # apt then downloads "unsandboxed" as root, with a warning
-
-
-def _apt_download(package: str, workdir: Path) -> Path:
-    """apt-get download package into workdir; return the .deb."""
-    if shutil.which("apt-get") is None:
-        raise ToolchainError(
-            f"cannot fetch {package}: apt-get not found (not a Debian-like "
-            "system). Set MINIOS_XEN / MINIOS_XEN_INCLUDE to a Xen 4.17 "
-            "hypervisor and its public headers.")
-    _give_to_apt(workdir)
-    proc = _run(["apt-get", "download", package], cwd=workdir)
-    if proc.returncode != 0 and _is_root():
-        _run(["apt-get", "update"])
-        proc = _run(["apt-get", "download", package], cwd=workdir)
-    debs = sorted(workdir.glob(f"{package}_*.deb"))
-    if proc.returncode != 0 or not debs:
-        hint = "" if _is_root() else " (if apt has no package lists yet: " \
-            "sudo apt-get update)"
-        raise ToolchainError(
-            f"apt-get download {package} failed{hint}:\n"
-            f"{proc.stdout}{proc.stderr}")
-    return debs[0]
-
-
-def _deb_version(deb: Path) -> str:
-    proc = _run(["dpkg-deb", "-f", str(deb), "Version"])
-    return proc.stdout.strip() or "unknown"
-
-
-def _extract(deb: Path, dest: Path) -> None:
-    proc = _run(["dpkg-deb", "-x", str(deb), str(dest)])
-    if proc.returncode != 0:
-        raise ToolchainError(f"dpkg-deb -x {deb.name} failed:\n{proc.stderr}")
-
-
-def _record_version(package: str, version: str) -> None:
-    """Note package=version in <cache>/xen-4.17/VERSION (under a lock)."""
-    path = xen_dir() / "VERSION"
-    with _locked("VERSION"):
-        lines = path.read_text().splitlines() if path.exists() else []
-        lines = [ln for ln in lines if not ln.startswith(package + " ")]
-        lines.append(f"{package} {version}")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(sorted(lines)) + "\n")
-        os.replace(tmp, path)
-
-
-def _fetch_package(package: str, dest: Path) -> str:
-    """Download package and unpack it into dest; return its version."""
-    with tempfile.TemporaryDirectory(prefix="minios-lab-apt-") as tmp:
-        deb = _apt_download(package, Path(tmp))
-        version = _deb_version(deb)
-        _extract(deb, dest)
-    _record_version(package, version)
-    return version
+    ``{"xen-hypervisor-4.17-amd64": "4.17.5+72-g01140da4e8-1",
+    "libxen-dev": "..."}`` as fetched into the cache (from its ``VERSION``
+    file); a part overridden by ``MINIOS_XEN``/``MINIOS_XEN_INCLUDE`` says
+    so instead, and a part not fetched yet is absent.
+    """
+    versions = recorded_versions()
+    for package, env in ((HYPERVISOR_PACKAGE, "MINIOS_XEN"),
+                         (HEADERS_PACKAGE, "MINIOS_XEN_INCLUDE")):
+        if os.environ.get(env):
+            versions[package] = f"{env}={os.environ[env]}"
+    return {p: versions[p] for p in (HYPERVISOR_PACKAGE, HEADERS_PACKAGE)
+            if p in versions}
 
 
 # --- Xen headers and hypervisor ----------------------------------------------
@@ -175,12 +102,14 @@ def _headers_ok(include: Path) -> bool:
 
 def _fetch_headers(root: Path) -> None:
     """Unpack libxen-dev into a scratch dir, then rename it to root."""
-    scratch = Path(tempfile.mkdtemp(prefix=".root-", dir=xen_dir()))
+    with cache_faults(xen_dir()):
+        scratch = Path(tempfile.mkdtemp(prefix=".root-", dir=xen_dir()))
     try:
-        _fetch_package(HEADERS_PACKAGE, scratch)
-        if root.exists():
-            shutil.rmtree(root)  # a broken earlier tree: xen.h is missing
-        os.replace(scratch, root)
+        fetch_package(HEADERS_PACKAGE, scratch)
+        with cache_faults(root):
+            if root.exists():
+                shutil.rmtree(root)  # broken (no xen.h) or an older build
+            os.replace(scratch, root)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -200,7 +129,7 @@ def xen_include_dir(fetch: bool = True) -> Path:
     if not fetch:
         raise ToolchainError(f"Xen headers not in {include}; run: "
                              f"{SETUP_COMMAND}")
-    with _locked("headers"):
+    with locked("headers"):
         if not _headers_ok(include):
             _fetch_headers(root)
     return include
@@ -212,14 +141,30 @@ def _gunzip_hypervisor(unpacked: Path, target: Path) -> None:
         raise ToolchainError(f"{HYPERVISOR_PACKAGE} holds no "
                              f"boot/{HYPERVISOR_NAME}.gz")
     tmp = target.with_name(target.name + ".tmp")
-    with gzip.open(matches[0]) as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    os.replace(tmp, target)
+    try:
+        with gzip.open(matches[0]) as src, cache_faults(tmp), \
+                open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (gzip.BadGzipFile, EOFError) as err:
+        tmp.unlink(missing_ok=True)
+        raise ToolchainError(f"{matches[0].name} in {HYPERVISOR_PACKAGE} is "
+                             f"not a valid gzip file ({err}); run "
+                             f"{SETUP_COMMAND} again") from err
+    except ToolchainError:
+        tmp.unlink(missing_ok=True)
+        raise
+    problem = xen_image_problem(tmp)
+    if problem:
+        tmp.unlink(missing_ok=True)
+        raise ToolchainError(f"{HYPERVISOR_PACKAGE}: {problem}")
+    with cache_faults(target):
+        os.replace(tmp, target)
 
 
 def _fetch_hypervisor(target: Path) -> None:
-    with tempfile.TemporaryDirectory(prefix=".hv-", dir=xen_dir()) as tmp:
-        _fetch_package(HYPERVISOR_PACKAGE, Path(tmp))
+    with cache_faults(xen_dir()), \
+            tempfile.TemporaryDirectory(prefix=".hv-", dir=xen_dir()) as tmp:
+        fetch_package(HYPERVISOR_PACKAGE, Path(tmp))
         _gunzip_hypervisor(Path(tmp), target)
 
 
@@ -229,18 +174,56 @@ def xen_binary(fetch: bool = True) -> Path:
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise ToolchainError(f"MINIOS_XEN={env}: no such file")
+            raise ToolchainError(f"MINIOS_XEN={env}: no such file. Fix: "
+                                 "unset MINIOS_XEN, or point it at a "
+                                 "gunzipped Xen 4.17 hypervisor")
+        problem = xen_image_problem(path)
+        if problem:
+            raise ToolchainError(f"MINIOS_XEN={env}: {problem}. Fix: unset "
+                                 "MINIOS_XEN, or point it at a gunzipped "
+                                 "Xen 4.17 hypervisor (boot/xen-*.gz)")
         return path
     target = xen_dir() / HYPERVISOR_NAME
     if target.is_file():
-        return target
+        problem = xen_image_problem(target)
+        if problem is None:
+            return target
+        if not fetch:
+            raise ToolchainError(f"the cached Xen is broken: {problem}. "
+                                 f"Fix: {SETUP_COMMAND}")
     if not fetch:
         raise ToolchainError(f"Xen hypervisor not in {target}; run: "
                              f"{SETUP_COMMAND}")
-    with _locked("hypervisor"):
-        if not target.is_file():
+    with locked("hypervisor"):
+        if not target.is_file() or xen_image_problem(target):
             _fetch_hypervisor(target)
     return target
+
+
+def newer_xen_build() -> dict[str, str]:
+    """package -> a newer version than the cached one that apt offers."""
+    newer = {}
+    for package, version in recorded_versions().items():
+        offered = candidate(package)
+        if offered and offered != version and run(
+                ["dpkg", "--compare-versions", offered, "gt",
+                 version]).returncode == 0:
+            newer[package] = offered
+    return newer
+
+
+def _refresh_xen() -> None:
+    """Replace cached Xen parts by the newest 4.17 build apt offers."""
+    if os.environ.get("MINIOS_XEN") and os.environ.get("MINIOS_XEN_INCLUDE"):
+        return
+    sysdeps.update_lists_if_stale([HYPERVISOR_PACKAGE, HEADERS_PACKAGE])
+    newer = newer_xen_build()
+    if HYPERVISOR_PACKAGE in newer and not os.environ.get("MINIOS_XEN"):
+        with locked("hypervisor"):
+            _fetch_hypervisor(xen_dir() / HYPERVISOR_NAME)
+    if HEADERS_PACKAGE in newer and not os.environ.get("MINIOS_XEN_INCLUDE"):
+        with locked("headers"):
+            _fetch_headers(xen_dir() / "root")
 
 
 # --- system packages: QEMU, clang-format -------------------------------------
@@ -279,7 +262,7 @@ def qemu_binary(install: bool = True) -> Path:
     if os.environ.get("MINIOS_QEMU"):
         raise ToolchainError(f"MINIOS_QEMU={os.environ['MINIOS_QEMU']}: "
                              "not found or not executable")
-    if install and _is_root() and shutil.which("apt-get"):
+    if install and is_root() and shutil.which("apt-get"):
         _apt_install(QEMU_PACKAGE)
         found = _find_program("MINIOS_QEMU", QEMU_NAME)
         if found:
@@ -293,13 +276,19 @@ def formatter(install: bool = False) -> Path | None:
     found = _find_program("CLANG_FORMAT", FORMATTER)
     if found or not install:
         return found
-    if _is_root() and shutil.which("apt-get") and _apt_install(FORMATTER):
+    if is_root() and shutil.which("apt-get") and _apt_install(FORMATTER):
         return _find_program("CLANG_FORMAT", FORMATTER)
     return None
 
 
-def setup() -> dict[str, Path | None]:
-    """Make sure every tool is present; fetch or install what is missing."""
+def setup(refresh: bool = True) -> dict[str, Path | None]:
+    """Make sure every tool is present; fetch or install what is missing.
+
+    With refresh (and apt), a cached Xen build older than the newest 4.17
+    build apt offers (lists refreshed first when root) is replaced.
+    """
+    if refresh and shutil.which("apt-get"):
+        _refresh_xen()
     tools: dict[str, Path | None] = {
         "xen_include": xen_include_dir(),
         "xen": xen_binary(),
@@ -314,67 +303,86 @@ def setup() -> dict[str, Path | None]:
 
 # --- doctor ------------------------------------------------------------------
 
-def _check_compiler() -> Check:
-    cc = os.environ.get("CC", "gcc")
-    path = shutil.which(cc.split()[0]) if cc.strip() else None
-    if not path:
-        return Check("C compiler", False, f"{cc} not found",
-                     _install_hint("gcc") + " (or set CC)")
-    proc = _run([path, "--version"])
-    first = proc.stdout.splitlines()[0] if proc.stdout else path
-    return Check("C compiler", True, f"{cc}: {first}")
-
-
-def _check_python_package(dist: str, module: str) -> Check:
-    ok = importlib.util.find_spec(module) is not None
-    detail = "importable" if ok else "not installed"
-    return Check(f"Python package {dist}", ok, detail,
-                 "" if ok else "pip install -e '.[test]'")
-
-
-def _check_tool(name: str, find) -> Check:
+def _check(name: str, probe: Callable[[], str], fix: str = "",
+           optional: bool = False) -> Check:
+    """Run one probe; any failure (never a crash) becomes a failed Check."""
     try:
-        return Check(name, True, str(find()))
+        return Check(name, True, probe(), optional=optional)
     except ToolchainError as err:
-        return Check(name, False, str(err).splitlines()[0], SETUP_COMMAND)
+        text = str(err)
+        cause, _, said_fix = text.partition(" Fix: ")
+        return Check(name, False, cause.strip(), fix or said_fix.strip() or
+                     SETUP_COMMAND, optional=optional)
+    except Exception as err:  # doctor reports; it must not crash
+        return Check(name, False, f"{type(err).__name__}: {err}",
+                     fix or SETUP_COMMAND, optional=optional)
 
 
-def _check_qemu() -> Check:
-    check = _check_tool("QEMU", lambda: qemu_binary(install=False))
-    if not check.ok:
-        check.fix = f"{_install_hint(QEMU_PACKAGE)} (or set MINIOS_QEMU)"
-    return check
+def _compiler_probe() -> str:
+    path = check_compiler()
+    first = run([path, "--version"]).stdout.partition("\n")[0]
+    return f"{compiler()}: {first or path} (compiles C)"
 
 
-def _check_formatter() -> Check:
-    path = formatter()
-    if path:
-        return Check(FORMATTER, True, str(path), optional=True)
-    return Check(FORMATTER, False, "not found (optional: make format)",
-                 _install_hint(FORMATTER), optional=True)
+def _python_package_probe(module: str) -> Callable[[], str]:
+    def probe() -> str:
+        if importlib.util.find_spec(module) is None:
+            raise ToolchainError("not installed")
+        return "importable"
+    return probe
 
 
-def _check_cache() -> Check:
-    try:
-        path = cache_dir()
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        return Check("cache dir writable", False, str(err),
-                     "set MINIOS_LAB_CACHE to a writable folder")
-    return Check("cache dir writable", True, str(path))
+def _xen_probe(look_for_newer: bool) -> str:
+    path = xen_binary(fetch=False)
+    version = xen_versions().get(HYPERVISOR_PACKAGE, "version not recorded")
+    newer = newer_xen_build().get(HYPERVISOR_PACKAGE) if look_for_newer \
+        else None
+    note = f"; newer build {newer} available: {SETUP_COMMAND}" if newer \
+        else ""
+    return f"{path} (Debian {version}, multiboot ELF){note}"
 
 
-def doctor() -> list[Check]:
-    """What is present, what is missing, and the command that fixes it."""
-    checks = [_check_compiler()]
-    checks += [_check_python_package(d, m) for d, m in PYTHON_PACKAGES.items()]
+def _headers_probe() -> str:
+    path = xen_include_dir(fetch=False)
+    version = xen_versions().get(HEADERS_PACKAGE, "version not recorded")
+    return f"{path} (Debian {version})"
+
+
+def _program_probe(name: str, find: Callable[[], Path | None],
+                   package: str) -> Callable[[], str]:
+    def probe() -> str:
+        path = find()
+        if path is None:
+            raise ToolchainError(f"{name} not found. Fix: "
+                                 f"{_install_hint(package)}")
+        return str(path)
+    return probe
+
+
+def doctor(look_for_newer: bool = False) -> list[Check]:
+    """What the build needs, what is missing, the one fix for each.
+
+    Never raises: every probe's failure is reported as a failed Check.
+    look_for_newer also asks apt whether a newer Xen build is offered
+    (a few seconds: `minios-lab doctor` does, notebooks do not).
+    """
+    pip_fix = "make setup (or .venv/bin/pip install -e '.[test]')"
+    checks = [
+        _check("C compiler", _compiler_probe),
+        _check("Python headers", lambda: str(python_include_dir())),
+        _check("cache dir writable", lambda: str(writable_dir(cache_dir()))),
+    ]
+    checks += [_check(f"Python package {dist}", _python_package_probe(mod),
+                      pip_fix) for dist, mod in PYTHON_PACKAGES.items()]
     checks += [
-        _check_qemu(),
-        _check_tool("Xen hypervisor", lambda: xen_binary(fetch=False)),
-        _check_tool("Xen headers", lambda: xen_include_dir(fetch=False)),
-        _check_formatter(),
-        _check_cache(),
+        _check("QEMU", lambda: str(qemu_binary(install=False)),
+               f"{_install_hint(QEMU_PACKAGE)} (or set MINIOS_QEMU)"),
+        _check("Xen hypervisor", lambda: _xen_probe(look_for_newer)),
+        _check("Xen headers", _headers_probe),
+        _check("gdb", _program_probe("gdb", lambda: _find_program(
+            "MINIOS_GDB", "gdb"), "gdb"), optional=True),
+        _check(FORMATTER, _program_probe(FORMATTER, formatter, FORMATTER),
+               optional=True),
     ]
     return checks
 

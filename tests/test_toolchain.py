@@ -1,13 +1,16 @@
 """Finding the tools: overrides, the cache, doctor(), the QEMU arguments."""
 from __future__ import annotations
 
+import errno
+import struct
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from minios_lab import toolchain
+from minios_lab import toolchain, toolcheck
 from minios_lab.boot import qemu_module_arg, xen_command_line
 from minios_lab.errors import ToolchainError
 from minios_lab.toolchain import Check
@@ -30,6 +33,19 @@ def _headers(root: Path) -> Path:
     (root / "xen").mkdir(parents=True)
     (root / "xen" / "xen.h").write_text("/* fake */\n")
     return root
+
+
+def _fake_xen(path: Path, magic: int = toolcheck.MULTIBOOT1,
+              at: int = 0x88, checksum_ok: bool = True) -> Path:
+    """An ELF32 file with a multiboot header where Xen has its own."""
+    head = bytearray(b"\x7fELF\x01\x01\x01" + bytes(0x2000))
+    flags = 0x00010003
+    check = (-(magic + flags)) & 0xFFFFFFFF
+    if not checksum_ok:
+        check ^= 1
+    struct.pack_into("<III", head, at, magic, flags, check)
+    path.write_bytes(bytes(head))
+    return path
 
 
 def test_cache_dir_follows_env(empty_cache: Path) -> None:
@@ -56,8 +72,7 @@ def test_xen_include_override(empty_cache: Path, tmp_path: Path,
 
 def test_xen_binary_override(empty_cache: Path, tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch) -> None:
-    xen = tmp_path / "xen"
-    xen.write_bytes(b"\x7fELF")
+    xen = _fake_xen(tmp_path / "xen")
     monkeypatch.setenv("MINIOS_XEN", str(xen))
     assert toolchain.xen_binary() == xen
     monkeypatch.setenv("MINIOS_XEN", str(tmp_path / "missing"))
@@ -109,7 +124,7 @@ def test_concurrent_fetches_fetch_once(
         _headers(dest / "usr" / "include")
         return "1.0"
 
-    monkeypatch.setattr(toolchain, "_fetch_package", fake_fetch)
+    monkeypatch.setattr(toolchain, "fetch_package", fake_fetch)
     results: list[Path] = []
     threads = [threading.Thread(
         target=lambda: results.append(toolchain.xen_include_dir()))
@@ -126,9 +141,9 @@ def test_concurrent_fetches_fetch_once(
 
 
 def test_version_file_keeps_one_line_per_package(empty_cache: Path) -> None:
-    toolchain._record_version("libxen-dev", "1")
-    toolchain._record_version("xen-hypervisor-4.17-amd64", "2")
-    toolchain._record_version("libxen-dev", "3")
+    toolchain.record_version("libxen-dev", "1")
+    toolchain.record_version("xen-hypervisor-4.17-amd64", "2")
+    toolchain.record_version("libxen-dev", "3")
     text = (empty_cache / "xen-4.17" / "VERSION").read_text()
     assert text == "libxen-dev 3\nxen-hypervisor-4.17-amd64 2\n"
 
@@ -158,6 +173,231 @@ def test_doctor_reports_missing_compiler(
     monkeypatch.setenv("CC", "no-such-compiler-xyz")
     check = {c.name: c for c in toolchain.doctor()}["C compiler"]
     assert not check.ok and "CC" in check.fix
+
+
+# --- every toolchain and cache fault is a ToolchainError with its fix --------
+
+def test_missing_compiler_is_a_toolchain_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(ToolchainError) as err:
+        toolchain.check_compiler()
+    assert "/nonexistent/cc" in str(err.value)
+    assert "apt-get install -y gcc" in str(err.value)
+    assert "set CC" in str(err.value)
+
+
+def test_a_program_that_is_no_compiler_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "/bin/true")   # exits 0, writes nothing
+    with pytest.raises(ToolchainError, match="not a working C compiler"):
+        toolchain.check_compiler()
+    check = {c.name: c for c in toolchain.doctor()}["C compiler"]
+    assert not check.ok and "not a working C compiler" in check.detail
+    assert "apt-get install" in check.fix
+
+
+def test_a_compiler_that_fails_shows_its_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cc = tmp_path / "badcc"
+    cc.write_text("#!/bin/sh\necho 'badcc: licence expired' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    with pytest.raises(ToolchainError, match="licence expired"):
+        toolchain.check_compiler()
+
+
+def test_the_real_compiler_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CC", raising=False)
+    assert Path(toolchain.check_compiler()).is_file()
+
+
+def test_missing_python_headers_name_python3_dev(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = str(tmp_path / "include")
+    monkeypatch.setattr(toolcheck.sysconfig, "get_paths",
+                        lambda: {"include": empty, "platinclude": empty})
+    with pytest.raises(ToolchainError) as err:
+        toolchain.python_include_dir()
+    assert "pyconfig.h" in str(err.value)
+    assert "apt-get install -y python3-dev" in str(err.value)
+    check = {c.name: c for c in toolchain.doctor()}["Python headers"]
+    assert not check.ok and check.fix == toolcheck.PYTHON_DEV_FIX
+
+
+def test_python_headers_found_here() -> None:
+    assert (toolchain.python_include_dir() / "Python.h").is_file()
+
+
+def test_cache_under_a_file_is_a_toolchain_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("MINIOS_LAB_CACHE", str(blocker / "sub"))
+    for call in (toolchain.cache_dir, toolchain.xen_include_dir,
+                 toolchain.xen_binary):
+        with pytest.raises(ToolchainError) as err:
+            call()
+        assert "MINIOS_LAB_CACHE" in str(err.value)
+        assert str(blocker / "sub") in str(err.value)
+
+
+def test_doctor_survives_an_unwritable_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("MINIOS_LAB_CACHE", str(blocker / "sub"))
+    by_name = {c.name: c for c in toolchain.doctor()}
+    cache = by_name["cache dir writable"]
+    assert not cache.ok and "MINIOS_LAB_CACHE" in cache.fix
+    assert not by_name["Xen headers"].ok and by_name["Xen headers"].fix
+
+
+def test_full_disk_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ToolchainError) as err:
+        with toolcheck.cache_faults(tmp_path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert "full" in str(err.value) and "free some space" in str(err.value)
+
+
+def test_full_disk_while_recording_version(
+        empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(self: Path, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    toolchain.cache_dir()
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(ToolchainError, match="full"):
+        toolchain.record_version("libxen-dev", "1")
+
+
+def test_xen_override_that_is_not_xen(
+        empty_cache: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIOS_XEN", "/etc/hostname")
+    with pytest.raises(ToolchainError) as err:
+        toolchain.xen_binary()
+    assert "not an ELF file" in str(err.value)
+    assert "MINIOS_XEN" in str(err.value)
+    check = {c.name: c for c in toolchain.doctor()}["Xen hypervisor"]
+    assert not check.ok and "MINIOS_XEN" in check.fix
+
+
+def test_an_elf_without_multiboot_is_not_xen(tmp_path: Path) -> None:
+    elf = tmp_path / "minios.elf"
+    elf.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(9000))
+    assert "multiboot" in toolcheck.xen_image_problem(elf)
+    bad_sum = _fake_xen(tmp_path / "bad", checksum_ok=False)
+    assert "multiboot" in toolcheck.xen_image_problem(bad_sum)
+    gz = tmp_path / "xen.gz"
+    gz.write_bytes(b"\x1f\x8b\x08" + bytes(100))
+    assert "gunzip" in toolcheck.xen_image_problem(gz)
+
+
+@settings(max_examples=50, deadline=None)
+@given(offset=st.integers(0, 8180).map(lambda n: n - n % 4),
+       magic=st.sampled_from([toolcheck.MULTIBOOT1]))
+def test_multiboot_header_found_anywhere_allowed(
+        tmp_path_factory: pytest.TempPathFactory, offset: int,
+        magic: int) -> None:
+    path = tmp_path_factory.mktemp("xen") / "xen"
+    _fake_xen(path, magic, at=max(offset, 8))
+    assert toolcheck.xen_image_problem(path) is None
+
+
+def test_a_broken_cached_xen_is_not_used(empty_cache: Path) -> None:
+    broken = toolchain.xen_dir() / toolchain.HYPERVISOR_NAME
+    broken.write_bytes(b"truncated")
+    with pytest.raises(ToolchainError, match="cached Xen is broken"):
+        toolchain.xen_binary(fetch=False)
+
+
+def test_the_cached_xen_is_a_xen_image() -> None:
+    """The hypervisor that set-up fetched passes the same test."""
+    assert toolcheck.xen_image_problem(toolchain.xen_binary()) is None
+
+
+def test_xen_versions_from_the_version_file(
+        empty_cache: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert toolchain.xen_versions() == {}
+    toolchain.record_version("xen-hypervisor-4.17-amd64", "4.17.5+72-1")
+    toolchain.record_version("libxen-dev", "4.17.5+72-1")
+    assert toolchain.xen_versions() == {
+        "xen-hypervisor-4.17-amd64": "4.17.5+72-1",
+        "libxen-dev": "4.17.5+72-1"}
+    xen = _fake_xen(tmp_path / "xen")
+    monkeypatch.setenv("MINIOS_XEN", str(xen))
+    assert toolchain.xen_versions()["xen-hypervisor-4.17-amd64"] == \
+        f"MINIOS_XEN={xen}"
+
+
+def test_doctor_shows_the_xen_build(
+        empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_xen(toolchain.xen_dir() / toolchain.HYPERVISOR_NAME)
+    _headers(toolchain.xen_dir() / "root" / "usr" / "include")
+    toolchain.record_version("xen-hypervisor-4.17-amd64", "4.17.9-1")
+    toolchain.record_version("libxen-dev", "4.17.8-1")
+    monkeypatch.setattr(toolchain, "candidate", lambda package: "")
+    by_name = {c.name: c for c in toolchain.doctor(look_for_newer=True)}
+    assert by_name["Xen hypervisor"].ok
+    assert "Debian 4.17.9-1" in by_name["Xen hypervisor"].detail
+    assert "Debian 4.17.8-1" in by_name["Xen headers"].detail
+    monkeypatch.setattr(toolchain, "candidate", lambda package: "4.17.10-1")
+    detail = {c.name: c for c in toolchain.doctor(look_for_newer=True)}[
+        "Xen hypervisor"].detail
+    assert "newer build 4.17.10-1 available" in detail
+
+
+def test_a_newer_xen_build_is_noticed(
+        empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toolchain.record_version("xen-hypervisor-4.17-amd64", "4.17.5+72-1")
+    toolchain.record_version("libxen-dev", "4.17.5+72-1")
+    offered = {"xen-hypervisor-4.17-amd64": "4.17.7-1",
+               "libxen-dev": "4.17.3-1"}
+    monkeypatch.setattr(toolchain, "candidate", offered.get)
+    assert toolchain.newer_xen_build() == {
+        "xen-hypervisor-4.17-amd64": "4.17.7-1"}
+
+
+def test_setup_replaces_an_older_cached_xen(
+        empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = _fake_xen(toolchain.xen_dir() / toolchain.HYPERVISOR_NAME)
+    toolchain.record_version("xen-hypervisor-4.17-amd64", "4.17.5-1")
+    fetched: list[str] = []
+
+    def fake_fetch(package: str, dest: Path) -> str:
+        fetched.append(package)
+        boot = dest / "boot"
+        boot.mkdir(parents=True)
+        import gzip
+        with gzip.open(boot / "xen-4.17-amd64.gz", "wb") as f:
+            f.write(_fake_xen(dest / "plain", at=0x100).read_bytes())
+        toolchain.record_version(package, "4.17.7-1")
+        return "4.17.7-1"
+
+    monkeypatch.setattr(toolchain, "fetch_package", fake_fetch)
+    monkeypatch.setattr(toolchain, "candidate",
+                        {"xen-hypervisor-4.17-amd64": "4.17.7-1"}.get)
+    monkeypatch.setattr(toolchain.sysdeps, "update_lists_if_stale",
+                        lambda packages: None)
+    toolchain._refresh_xen()
+    assert fetched == ["xen-hypervisor-4.17-amd64"]
+    assert toolchain.xen_versions()["xen-hypervisor-4.17-amd64"] == \
+        "4.17.7-1"
+    assert toolcheck.xen_image_problem(old) is None   # replaced atomically
+
+
+def test_doctor_never_crashes(empty_cache: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something unforeseen")
+
+    monkeypatch.setattr(toolchain, "qemu_binary", boom)
+    monkeypatch.setattr(toolchain, "xen_binary", boom)
+    by_name = {c.name: c for c in toolchain.doctor()}
+    assert not by_name["QEMU"].ok and "unforeseen" in by_name["QEMU"].detail
+    assert not by_name["Xen hypervisor"].ok
 
 
 def test_commas_are_doubled_for_qemu() -> None:
