@@ -62,6 +62,7 @@ class Stop:
     file: Optional[str]         # as compiled, e.g. kernel/kernel.c
     line: Optional[int]
     breakpoint: Optional[int] = None
+    fullname: Optional[str] = None   # the source file's path here
 
     @classmethod
     def from_record(cls, payload: dict[str, Any]) -> "Stop":
@@ -71,7 +72,18 @@ class Stop:
         return cls(payload.get("reason", "signal-received"),
                    int(frame.get("addr", "0"), 16), frame.get("func"),
                    frame.get("file"), int(line) if line else None,
-                   int(bkpt) if bkpt else None)
+                   int(bkpt) if bkpt else None, frame.get("fullname"))
+
+    @property
+    def source(self) -> str:
+        """The text of the source line it stopped at ('' if unknown)."""
+        if not (self.fullname and self.line):
+            return ""
+        try:
+            lines = Path(self.fullname).read_text().splitlines()
+        except OSError:
+            return ""
+        return lines[self.line - 1].strip() if self.line <= len(lines) else ""
 
     @property
     def where(self) -> str:

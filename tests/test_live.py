@@ -7,6 +7,7 @@ and gdb are gone afterwards.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -27,10 +28,16 @@ from minios_lab import live_qemu, viz_mm, viz_pagetable
 from minios_lab.live import (BreakpointTimeout, GdbError, GdbMissing,
                              GuestCrashed, GuestExited, GuestInterrupted,
                              LiveGuest, SessionClosed)
+from minios_lab.live_qemu import LiveError
 from minios_lab.live_snap import snapshot_from_parts
+from minios_lab.live_views import (fault_report, host_parse, location,
+                                   pt_regs, start_info_report,
+                                   summary_agreement)
+from minios_lab.live_views import trap_table as live_trap_table
 from minios_lab.mm import PageAllocator, PageState
 from minios_lab.pagetable import parse_guest_report, parse_guest_walk
 from minios_lab.start_of_day import StartOfDay
+from minios_lab.traps import Traps
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "minios_lab.cli"]
@@ -208,6 +215,49 @@ def test_walk_parser_agrees_with_live_walk_format(after_mm) -> None:
     assert walk is not None and after_mm.walk(walk.va) == walk
 
 
+def test_start_info_report_host_parse_equals_guest_parse(after_mm) -> None:
+    report = start_info_report(after_mm).splitlines()
+    rows = [line for line in report[2:]]
+    assert len(rows) == 10 and all(line.endswith(" same") for line in rows)
+    assert report[2].split()[:2] == ["nr_pages", "16384"]
+    with pytest.raises(ValueError):
+        host_parse(b"xen-3.0-x86_64")
+
+
+def test_live_trap_table_is_the_host_builds(after_mm) -> None:
+    table = live_trap_table(after_mm)
+    assert table == Traps().trap_table()
+    assert {e.vector for e in table} >= {0, 3, 6, 13, 14}
+    page_fault = next(e for e in table if e.vector == 14)
+    assert (page_fault.mnemonic, page_fault.entry, page_fault.masks_events) \
+        == ("#PF", "page_fault", True)
+    assert page_fault.address == after_mm.value("page_fault")
+
+
+def test_summary_agreement(after_mm) -> None:
+    snap = after_mm.page_allocator()
+    text = summary_agreement(snap, after_mm.console)
+    assert text.count("same") == 4 and "DIFFERENT" not in text
+    doctored = dataclasses.replace(snap, meta_pages=snap.meta_pages + 1)
+    assert "allocator's own pages   DIFFERENT" in \
+        summary_agreement(doctored, after_mm.console)
+    with pytest.raises(LiveError, match="summary"):
+        summary_agreement(snap, [])
+
+
+def test_location_finds_lines_in_a_function() -> None:
+    where = location("traps.c", "traps_init", "if (rc != 0)")
+    file, line = where.split(":")
+    lines = (REPO / "kernel" / file).read_text().splitlines()
+    assert "if (rc != 0)" in lines[int(line) - 1]
+    assert "HYPERVISOR_set_trap_table" in "".join(lines[int(line) - 3:
+                                                      int(line)])
+    with pytest.raises(LookupError):
+        location("traps.c", "traps_init", "no such text")
+    with pytest.raises(LookupError):
+        location("traps.c", "no_such_function", "rc")
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(64, 512), st.integers(0, 8),
        st.lists(st.integers(0, 4), max_size=30), st.randoms())
@@ -280,6 +330,13 @@ def test_page_fault_handler_then_crash(guest_image) -> None:
     fault_rip = guest.value("regs->rip")
     assert guest.cli(f"info symbol {fault_rip:#x}").split()[0] in (
         "start_kernel", "crash_if_asked")
+    report = fault_report(guest)
+    assert f"cr2            {cr2:#x}" in report
+    assert "error code     0x2: not-present page, write, kernel mode" \
+        in report
+    frame = pt_regs(guest, "regs")
+    assert (frame["vector"], frame["rip"]) == (14, fault_rip)
+    assert frame["error_code"] == guest.value("regs->error_code") == 2
     with pytest.raises(GuestCrashed, match="crashed") as caught:
         guest.cont()
     assert caught.value.crash is not None
