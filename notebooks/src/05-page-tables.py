@@ -273,7 +273,10 @@ print(f"Xen had mapped {xen_mapped} pages; now {mapped} of {total}")
 print(f"new tables: {l3} L3, {l2} L2, {l1} L1")
 print("a writable L4 mapping:", errno.errorcode[-real["refused"][1]])
 mapped_, start_, end_, meta, free = real["summary"]
-print(f"page allocator: {free} free pages = {end_ - start_} - {meta}")
+print("page allocator: every page above the kernel's area is in the pool:",
+      end_ == total)
+print("free pages = pool pages - the allocator's own pages:",
+      free == end_ - start_ - meta)
 
 # %% [markdown]
 # The alias walk the guest printed, drawn from its console line:
