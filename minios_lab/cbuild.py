@@ -10,20 +10,26 @@ has ``kernel/arch/x86_64/``. Then:
    ``minios_strlen``. So inside the extension the kernel always calls its
    own ``memcpy``, and the cffi glue always calls glibc's.
 2. cffi (API mode) links that object into an extension. Each exported
-   function is called through a *guard* that records a ``setjmp`` point, so
-   that a kernel panic can unwind back to Python (see kernel/host/host.h).
+   function is called through a *guard* (:mod:`minios_lab.cglue`), so that
+   a panic, a fault or an interrupt comes back to Python. The guard's
+   runtime is one shared library, built once and linked by every unit.
+
+gcc's warnings on kernel code are kept beside the built module and shown
+as :class:`~minios_lab.errors.CompileWarning` whenever a process first
+loads it; the bug-prone ones (WERROR) stop the build as CompileError.
 
 The module name carries a hash of every input (sources, headers, cdef,
 flags, this file, compiler, cffi and Python versions): an edited C file
 loads fresh inside a running Jupyter kernel, an unchanged one is not
 compiled again. Builds take a file lock, work in a private temporary
 directory and publish the result with an atomic rename, so concurrent
-builds of the same unit cannot corrupt each other.
+builds of the same unit cannot corrupt each other. A published module
+comes with its size and SHA-256; one that no longer matches (truncated,
+overwritten) or fails to load is deleted and rebuilt once, with a warning.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -31,10 +37,9 @@ import io
 import os
 import re
 import shutil
-import subprocess
 import sys
 import sysconfig
-import tempfile
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -42,13 +47,17 @@ from types import ModuleType
 
 import cffi
 
-from . import toolchain
-from .errors import CompileError
+from . import cglue, toolchain
+from .cbuild_cache import Published, disk_faults, published
+from .errors import CacheWarning, CompileError, ToolchainError
+from .ctools import (compiler, compiler_argv, compiler_identity, python_include_dirs, run_tool,
+                     warnings_in)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 KERNEL_DIR = REPO_DIR / "kernel"
-CDEF_DIR = PACKAGE_DIR / "cdefs"
+CDEF_DIR = cglue.CDEF_DIR
+EXPORT_PREFIX = cglue.EXPORT_PREFIX
 
 # Linked into every unit: the hypervisor boundary, panic, console, libc.
 BASE_SOURCES = (
@@ -58,6 +67,17 @@ BASE_SOURCES = (
     "console.c",
     "lib/printf.c",
     "lib/string.c",
+)
+
+# Warnings that are nearly always bugs in a learner's code stop the build.
+WERROR = (
+    "parentheses",
+    "return-type",
+    "uninitialized",
+    "implicit-function-declaration",
+    "implicit-int",
+    "incompatible-pointer-types",
+    "int-conversion",
 )
 
 KERNEL_CFLAGS = (
@@ -74,9 +94,11 @@ KERNEL_CFLAGS = (
     "-Wall",
     "-Wextra",
     "-Wno-unused-parameter",
+    *(f"-Werror={name}" for name in WERROR),
 )
 
-EXPORT_PREFIX = "minios_"
+RUNTIME_CFLAGS = ("-O2", "-g", "-fPIC", "-shared", "-Wall", "-Wextra",
+                  "-Werror", "-pthread")
 
 
 @dataclass(frozen=True)
@@ -94,26 +116,8 @@ class Unit:
     extra_cdefs: tuple[str, ...] = field(default=("host.h",))
 
 
-def _gcc_include_dir(cc: str) -> str:
-    out = subprocess.run([cc, "-print-file-name=include"], capture_output=True,
-                         text=True, check=True)
-    return out.stdout.strip()
-
-
-@lru_cache(maxsize=None)
-def _compiler_identity(cc: str) -> tuple[str, str]:
-    """(compiler version text, its own include dir), cached per process."""
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             check=True).stdout
-    return version, _gcc_include_dir(cc)
-
-
-def compiler() -> str:
-    return os.environ.get("CC", "gcc")
-
-
 def include_flags(kernel_dir: Path) -> list[str]:
-    _, gcc_include = _compiler_identity(compiler())
+    _, gcc_include = compiler_identity(compiler())
     return [
         "-isystem", gcc_include,
         "-I", str(kernel_dir / "include"),
@@ -135,23 +139,31 @@ def _input_files(unit: Unit, kernel_dir: Path) -> list[Path]:
     return files
 
 
+def _digest(items: list[str], files: list[tuple[str, Path]]) -> str:
+    h = hashlib.sha256()
+    for item in items:
+        h.update(item.encode() + b"\0")
+    for name, path in files:
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def unit_hash(name: str, unit: Unit, kernel_dir: Path) -> str:
     """A digest of everything that decides what the extension contains."""
-    h = hashlib.sha256()
-    version, _ = _compiler_identity(compiler())
-    for item in (name, repr(unit), version, sys.version, cffi.__version__,
-                 " ".join(KERNEL_CFLAGS), str(toolchain.xen_include_dir()),
-                 _cdef_text(unit), Path(__file__).read_text()):
-        h.update(item.encode() + b"\0")
-    for path in _input_files(unit, kernel_dir):
-        h.update(str(path.relative_to(kernel_dir)).encode() + b"\0")
-        h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    version, _ = compiler_identity(compiler())
+    items = [name, repr(unit), version, sys.version, cffi.__version__,
+             " ".join(KERNEL_CFLAGS), str(toolchain.xen_include_dir()),
+             _cdef_text(unit), Path(__file__).read_text(),
+             Path(cglue.__file__).read_text(), runtime_library().name]
+    files = [(str(p.relative_to(kernel_dir)), p)
+             for p in _input_files(unit, kernel_dir)]
+    return _digest(items, files)
 
 
 def build_dir() -> Path:
     path = toolchain.cache_dir() / "cbuild"
-    path.mkdir(parents=True, exist_ok=True)
+    with disk_faults(path):
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -167,30 +179,29 @@ def _diagnostics(stderr: str, kernel_dir: Path) -> CompileError:
     return CompileError(text.strip(), locations)
 
 
-def _run(cmd: list[str], kernel_dir: Path, cwd: Path) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise _diagnostics(proc.stderr or proc.stdout, kernel_dir)
-
-
 def compile_kernel_objects(sources: list[str], kernel_dir: Path,
-                           workdir: Path) -> list[Path]:
-    """Compile each kernel source to an object in workdir."""
-    cc = compiler()
+                           workdir: Path) -> tuple[list[Path], list[dict]]:
+    """Compile each kernel source to an object in workdir; return the
+    objects and gcc's warnings (see tools.warnings_in)."""
+    cc = compiler_argv()
     flags = list(KERNEL_CFLAGS) + include_flags(kernel_dir) + [
         f"-ffile-prefix-map={kernel_dir}=kernel"]
-    objects = []
+    objects, found = [], []
     for index, source in enumerate(sources):
         obj = workdir / f"{index:02d}-{Path(source).stem}.o"
-        _run([cc, *flags, "-c", str(kernel_dir / source), "-o", str(obj)],
-             kernel_dir, workdir)
+        proc = run_tool([*cc, *flags, "-c", str(kernel_dir / source), "-o",
+                         str(obj)], workdir, "the C compiler", check=False)
+        stderr = proc.stderr.replace(str(kernel_dir) + "/", "kernel/")
+        if proc.returncode != 0:
+            raise _diagnostics(proc.stderr or proc.stdout, kernel_dir)
+        found += warnings_in(stderr)
         objects.append(obj)
-    return objects
+    return objects, found
 
 
-def _defined_symbols(obj: Path) -> set[str]:
-    out = subprocess.run(["nm", "--defined-only", "-g", str(obj)],
-                         capture_output=True, text=True, check=True).stdout
+def _defined_symbols(obj: Path, workdir: Path) -> set[str]:
+    out = run_tool(["nm", "--defined-only", "-g", str(obj)], workdir,
+                   "nm (binutils)").stdout
     return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
 
@@ -198,9 +209,9 @@ def link_kernel_object(objects: list[Path], exports: set[str],
                        workdir: Path) -> Path:
     """Merge objects; keep only `exports` global, renaming libc clashes."""
     merged = workdir / "kernel-merged.o"
-    subprocess.run(["ld", "-r", "-o", str(merged), *map(str, objects)],
-                   check=True, capture_output=True)
-    defined = _defined_symbols(merged)
+    run_tool(["ld", "-r", "-o", str(merged), *map(str, objects)], workdir,
+             "the linker (ld)")
+    defined = _defined_symbols(merged, workdir)
     cmd = ["objcopy"]
     for name in sorted(exports):
         plain = name[len(EXPORT_PREFIX):]
@@ -209,144 +220,91 @@ def link_kernel_object(objects: list[Path], exports: set[str],
             cmd += ["--redefine-sym", f"{plain}={name}"]
         cmd += ["--keep-global-symbol", name]
     final = workdir / "kernel.o"
-    subprocess.run([*cmd, str(merged), str(final)], check=True,
-                   capture_output=True)
+    run_tool([*cmd, str(merged), str(final)], workdir, "objcopy (binutils)")
     return final
 
 
-# --- the cffi glue -----------------------------------------------------------
+# --- the guard runtime ---------------------------------------------------------
 
-GLUE_PROLOGUE = r"""
-#include <setjmp.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-/* Where a kernel panic unwinds to: the innermost guard still running. */
-static jmp_buf *host_unwind_target;
-static int host_unwound;
-
-void host_unwind(void)
-{
-    if (host_unwind_target == NULL) {
-        fputs("minios-lab: kernel unwound outside any guard\n", stderr);
-        abort();
-    }
-    longjmp(*host_unwind_target, 1);
-}
-
-int host_take_unwound(void)
-{
-    int was = host_unwound;
-    host_unwound = 0;
-    return was;
-}
-"""
+def runtime_hash() -> str:
+    version, _ = compiler_identity(compiler())
+    return _digest([version, sys.version, " ".join(RUNTIME_CFLAGS)],
+                   [(p.name, p) for p in cglue.runtime_sources()])
 
 
-def _declarations(ffi: cffi.FFI) -> dict:
-    return ffi._parser._declarations  # cffi's parsed cdef, by kind and name
+def _build_runtime(workdir: Path, target_name: str) -> tuple[Path, list]:
+    source, _ = cglue.runtime_sources()
+    target = workdir / target_name
+    proc = run_tool([*compiler_argv(), *RUNTIME_CFLAGS,
+                     *(f"-I{d}" for d in python_include_dirs()),
+                     str(source), "-o", str(target)], workdir,
+                    "the C compiler", check=False)
+    if proc.returncode != 0:
+        raise ToolchainError(f"the guard runtime {source} did not build:\n"
+                             f"{proc.stderr.strip()}")
+    return target, []
 
 
-def exported_names(ffi: cffi.FFI) -> tuple[dict[str, object], set[str]]:
-    """(functions by name, global variable names) declared in a cdef."""
-    functions, variables = {}, set()
-    for key, (tp, _quals) in _declarations(ffi).items():
-        kind, _, name = key.partition(" ")
-        if kind == "function":
-            functions[name] = tp
-        elif kind in ("variable", "constant") and not name.startswith("_"):
-            variables.add(name)
-    return functions, variables
+@lru_cache(maxsize=None)
+def runtime_library() -> Path:
+    """The guard runtime's shared library, built once per cache."""
+    name = f"libminios_guard_{runtime_hash()}.so"
+    return published(build_dir() / name,
+                     lambda workdir: _build_runtime(workdir, name)).path
 
 
-def _guard(name: str, tp) -> str:
-    """A wrapper around kernel function `name` that a panic can unwind to."""
-    params = [arg.get_c_name(f" a{i}") for i, arg in enumerate(tp.args)]
-    call = f"{name}({', '.join(f'a{i}' for i in range(len(tp.args)))})"
-    signature = tp.result.get_c_name(
-        f" host_guard_{name}({', '.join(params) or 'void'})")
-    is_void = tp.result.get_c_name("") == "void"
-    body = [
-        f"static {signature}",
-        "{",
-        "    jmp_buf here, *saved = host_unwind_target;",
-        "" if is_void else f"    {tp.result.get_c_name(' result')};",
-        "" if is_void else "    memset(&result, 0, sizeof(result));",
-        "    if (setjmp(here)) {",
-        "        host_unwind_target = saved;",
-        "        host_unwound = 1;",
-        "        return" + ("" if is_void else " result") + ";",
-        "    }",
-        "    host_unwind_target = &here;",
-        f"    {call};" if is_void else f"    result = {call};",
-        "    host_unwind_target = saved;",
-        "    return" + ("" if is_void else " result") + ";",
-        "}",
-        f"#define {name}(...) host_guard_{name}(__VA_ARGS__)",
-    ]
-    return "\n".join(line for line in body if line)
-
-
-def glue_source(unit: Unit, functions: dict) -> str:
-    """C source of the cffi module: headers, prototypes, guards."""
-    lines = [GLUE_PROLOGUE, "#include <string.h>", "#include <host/host.h>",
-             "#include <minios/xen.h>", "#include <minios/bug.h>",
-             "#include <arch/cpu.h>"]
-    lines += [f"#include <{h}>" for h in unit.headers]
-    for name, tp in sorted(functions.items()):
-        if name == "host_take_unwound" or name.startswith("host_"):
-            continue
-        if name.startswith(EXPORT_PREFIX):
-            lines.append(tp.as_raw_function().get_c_name(f" {name}") + ";")
-        if not tp.ellipsis:
-            lines.append(_guard(name, tp))
-    return "\n".join(lines) + "\n"
-
-
-def _host_flags(kernel_dir: Path) -> list[str]:
-    return ["-I", str(kernel_dir / "include"),
-            "-I", str(kernel_dir / "host" / "include"),
-            "-I", str(toolchain.xen_include_dir())]
-
+# --- the cffi extension ----------------------------------------------------------
 
 def build_extension(name: str, unit: Unit, kernel_dir: Path,
-                    module_name: str, workdir: Path) -> Path:
-    """Compile everything in workdir; return the path of the built .so."""
+                    module_name: str, workdir: Path) -> tuple[Path, list]:
+    """Compile everything in workdir; return the .so and gcc's warnings."""
     ffi = cffi.FFI()
     ffi.cdef(_cdef_text(unit))
-    functions, variables = exported_names(ffi)
+    functions, variables = cglue.exported_names(ffi)
     sources = list(dict.fromkeys(BASE_SOURCES + unit.sources))
-    objects = compile_kernel_objects(sources, kernel_dir, workdir)
+    objects, found = compile_kernel_objects(sources, kernel_dir, workdir)
     kernel_obj = link_kernel_object(objects, set(functions) | variables,
                                     workdir)
-    ffi.set_source(module_name, glue_source(unit, functions))
+    ffi.set_source(module_name, cglue.glue_source(unit.headers, functions))
     glue_c = workdir / f"{module_name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi says "generating"
         ffi.emit_c_code(str(glue_c))
-    return link_extension(glue_c, kernel_obj, kernel_dir, module_name, workdir)
+    return link_extension(glue_c, kernel_obj, kernel_dir, module_name,
+                          workdir), found
 
 
 def link_extension(glue_c: Path, kernel_obj: Path, kernel_dir: Path,
                    module_name: str, workdir: Path) -> Path:
-    """Compile the cffi glue with the host's headers and link the module."""
-    cc = compiler()
+    """Compile the cffi glue with the host's headers and link the module
+    against the guard runtime (found beside it: rpath $ORIGIN)."""
+    cc = compiler_argv()
     glue_o = workdir / "glue.o"
-    python_include = sysconfig.get_paths()["include"]
-    _run([cc, "-O2", "-fPIC", "-w", "-I", python_include,
-          *_host_flags(kernel_dir), "-c", str(glue_c), "-o", str(glue_o)],
-         kernel_dir, workdir)
+    python = [f"-I{d}" for d in python_include_dirs()]
+    shutil.copy(cglue.RUNTIME_HEADER, workdir / "guard.h")  # "guard.h"
+    proc = run_tool([*cc, "-O2", "-fPIC", "-w", *python,
+                     "-I", str(kernel_dir / "include"),
+                     "-I", str(kernel_dir / "host" / "include"),
+                     "-I", str(toolchain.xen_include_dir()),
+                     "-c", str(glue_c), "-o", str(glue_o)], workdir,
+                    "the C compiler", check=False)
+    if proc.returncode != 0:
+        raise _diagnostics(proc.stderr or proc.stdout, kernel_dir)
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     target = workdir / (module_name + suffix)
-    _run([cc, "-shared", "-Wl,-Bsymbolic", str(glue_o), str(kernel_obj),
-          "-o", str(target)], kernel_dir, workdir)
+    runtime = runtime_library()
+    run_tool([*cc, "-shared", "-Wl,-Bsymbolic", str(glue_o), str(kernel_obj),
+              f"-L{runtime.parent}", f"-l:{runtime.name}",
+              "-Wl,-rpath,$ORIGIN", "-o", str(target)], workdir,
+             "the linker")
     return target
 
 
 # --- loading -------------------------------------------------------------------
 
+_shown: set[str] = set()
+
+
 def _import(module_name: str, path: Path) -> ModuleType:
-    if module_name in sys.modules:
-        return sys.modules[module_name]
     loader = importlib.machinery.ExtensionFileLoader(module_name, str(path))
     spec = importlib.util.spec_from_file_location(module_name, path,
                                                   loader=loader)
@@ -356,25 +314,49 @@ def _import(module_name: str, path: Path) -> ModuleType:
     return module
 
 
+def show_warnings(module_name: str, found: list[dict]) -> None:
+    """Each gcc warning as a CompileWarning at kernel/file.c:line, once per
+    module per process."""
+    from .errors import CompileWarning
+    if module_name in _shown:
+        return
+    _shown.add(module_name)
+    for w in found:
+        warnings.warn_explicit(CompileWarning(w["text"], w["file"], w["line"],
+                                              w.get("flag", "")),
+                               CompileWarning, w["file"], w["line"])
+
+
 def build(name: str, unit: Unit, kernel_dir: Path | None = None) -> ModuleType:
     """Build (or find already built) unit `name`; return the cffi module."""
     kernel_dir = (kernel_dir or KERNEL_DIR).resolve()
     module_name = f"_minios_{name}_{unit_hash(name, unit, kernel_dir)}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     target = build_dir() / (module_name + suffix)
-    if not target.exists():
-        with open(build_dir() / (module_name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not target.exists():
-                workdir = Path(tempfile.mkdtemp(prefix=module_name + "-",
-                                                dir=build_dir()))
-                try:
-                    built = build_extension(name, unit, kernel_dir,
-                                            module_name, workdir)
-                    os.replace(built, target)
-                finally:
-                    shutil.rmtree(workdir, ignore_errors=True)
-    return _import(module_name, target)
+    builder = (lambda workdir: build_extension(name, unit, kernel_dir,
+                                               module_name, workdir))
+    entry: Published = published(target, builder)
+    try:
+        module = _import(module_name, entry.path)
+    except ImportError as err:
+        warnings.warn(CacheWarning(
+            f"the built module {target.name} could not be loaded ({err}); "
+            f"it was deleted and is being rebuilt"), stacklevel=2)
+        entry.discard()
+        entry = published(target, builder)
+        try:
+            module = _import(module_name, entry.path)
+        except ImportError as again:
+            entry.discard()
+            raise ToolchainError(
+                f"the freshly built module {target.name} cannot be loaded "
+                f"({again}). Fix: run `minios-lab doctor`; check that the "
+                f"compiler and Python belong together (CC, python3-dev)"
+            ) from None
+    show_warnings(module_name, entry.warnings)
+    return module
 
 
 def load(unit_name: str, kernel_dir: Path | None = None, hypervisor=None):

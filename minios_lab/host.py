@@ -15,14 +15,22 @@ itself raised, that exception. The process and the Jupyter kernel go on.
 from __future__ import annotations
 
 import errno
+import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
 
-from .errors import DomainShutdown, KernelPanic
+from . import faults
+from .errors import (DomainShutdown, KernelFault, KernelInterrupt,
+                     KernelPanic, KernelUnusable)
 
 # Host-side sentinel: keep in step with HOST_UNWIND in kernel/host/include/host/host.h.
 HOST_UNWIND = -0x7EAD0000
+# Larger console writes or guest reads are refused (-EFAULT), as a guard
+# against a garbage length making Python allocate gigabytes.
+MAX_GUEST_COPY = 1 << 24
 
 
 @dataclass
@@ -69,18 +77,47 @@ class Hypervisor:
         """Attach an explanation to the hypercall being served."""
         self._note = text
 
+    # -- reading the guest's memory, as Xen does ------------------------------
+    def copy_from_guest(self, address: int, size: int) -> bytes | None:
+        """`size` bytes at the guest's `address`, or None where Xen's
+        copy_from_guest() fails with -EFAULT (nothing mapped there)."""
+        if not 0 <= size <= MAX_GUEST_COPY:
+            return None
+        out = self.ffi.new("char[]", max(size, 1))
+        if self.lib.host_copy(out, self.ffi.cast("void *", address),
+                              size) != 0:
+            return None
+        return bytes(self.ffi.buffer(out, size))
+
+    def read_guest(self, address: int, ctype: str) -> Any:
+        """A copy of the guest's `ctype` object at `address` (a new cdata
+        of that type), or None if it cannot be read."""
+        raw = self.copy_from_guest(address, self.ffi.sizeof(ctype))
+        if raw is None:
+            return None
+        value = self.ffi.new(ctype + " *")
+        self.ffi.memmove(value, raw, len(raw))
+        return value
+
     # -- hypercalls every lesson needs -----------------------------------------
     def do_console_io(self, cmd: int, count: int, ptr: int, *_: int) -> int:
         if cmd != self.lib.CONSOLEIO_write:
             return -errno.ENOSYS
-        data = bytes(self.ffi.buffer(self.ffi.cast("char *", ptr), count))
+        data = self.copy_from_guest(ptr, count & 0xFFFFFFFF)
+        if data is None:
+            self.note(f"cannot read {count} bytes at {ptr:#x}: -EFAULT")
+            return -errno.EFAULT
         self.console.append(data.decode("latin-1"))
         return 0
 
     def do_sched_op(self, cmd: int, arg: int, *_: int) -> int:
         if cmd != self.lib.SCHEDOP_shutdown:
             return -errno.ENOSYS
-        reason = self.ffi.cast("struct sched_shutdown *", arg).reason
+        shutdown = self.read_guest(arg, "struct sched_shutdown")
+        if shutdown is None:
+            self.note(f"cannot read struct sched_shutdown at {arg:#x}")
+            return -errno.EFAULT
+        reason = shutdown.reason
         names = {self.lib.SHUTDOWN_poweroff: "poweroff",
                  self.lib.SHUTDOWN_reboot: "reboot",
                  self.lib.SHUTDOWN_crash: "crash",
@@ -126,8 +163,43 @@ def _hook(module: ModuleType, key: str) -> None:
     _Registry.hooked.add(key)
 
 
+def _describe(name: str, args: tuple) -> str:
+    """How Python called the kernel, e.g. ``alloc_pages(0)``."""
+    def short(arg: Any) -> str:
+        text = repr(arg)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return f"{name}({', '.join(map(short, args))})"
+
+
+def _python_caller() -> str:
+    """The innermost Python frame outside this module: who entered."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    name = os.path.basename(frame.f_code.co_filename)
+    return f" at {name}:{frame.f_lineno} in {frame.f_code.co_name}()"
+
+
+# One lock per loaded module: the kernel keeps one current pool, heap,
+# shared page... per module, so calls into it (and the "select, then act"
+# sequences of the faces) from several threads must take turns.
+_LOCKS: dict[str, threading.RLock] = {}
+
+
 class KernelLib:
-    """A host-built kernel unit: C functions callable from Python, safely."""
+    """A host-built kernel unit: C functions callable from Python, safely.
+
+    A panic raises KernelPanic and the instance goes on. A fault
+    (KernelFault) or an interrupt (KernelInterrupt) leaves the kernel's
+    memory in an unknown state: the instance is then marked unusable, and
+    every later call raises KernelUnusable. Other instances, of the same
+    unit or not, keep working.
+
+    ``lock`` is the module's lock: hold it across a sequence of calls that
+    must not be interleaved with another thread's (faces do).
+    """
 
     def __init__(self, module: ModuleType, hypervisor: Hypervisor | None = None):
         self.module = module
@@ -135,6 +207,9 @@ class KernelLib:
         self.lib = module.lib
         self._key = module.__name__
         _hook(module, self._key)
+        self.lock = _LOCKS.setdefault(self._key, threading.RLock())
+        self.broken: BaseException | None = None
+        self._outcome = self.ffi.new("struct host_fault *")
         self.hypervisor = hypervisor or Hypervisor()
         self.hypervisor.attach(module)
 
@@ -154,22 +229,52 @@ class KernelLib:
         call.__name__ = getattr(function, "__name__", "kernel_function")
         return call
 
+    def _check_usable(self) -> None:
+        __tracebackhide__ = True  # IPython: show the cell, not this
+        if self.broken is not None:
+            raise KernelUnusable(
+                f"this kernel instance stopped at an earlier fault or "
+                f"interrupt ({self.broken}) and its memory cannot be "
+                f"trusted: create a fresh one (a new object of the same "
+                f"class, e.g. PageAllocator(...))", self.broken)
+
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a kernel function with this unit's hypervisor serving it."""
         __tracebackhide__ = True  # IPython: show the cell, not this
-        previous = _Registry.active.get(self._key)
-        _Registry.active[self._key] = self.hypervisor
-        try:
-            result = function(*args)
-        finally:
-            _Registry.active[self._key] = previous
-        unwound = self.lib.host_take_unwound()
-        error = _Registry.errors.pop(self._key, None)
+        self._check_usable()
+        with self.lock:
+            previous = _Registry.active.get(self._key)
+            _Registry.active[self._key] = self.hypervisor
+            try:
+                result = function(*args)
+            except OverflowError as err:  # cffi: the value does not fit
+                raise ValueError(f"{_describe(_name(function), args)}: "
+                                 f"{err}") from None
+            finally:
+                _Registry.active[self._key] = previous
+                outcome = self.lib.host_take_outcome(self._outcome)
+            error = _Registry.errors.pop(self._key, None)
+        if outcome in (faults.FAULTED, faults.INTERRUPTED):
+            self._stopped(outcome, function, args)
         if error is not None:
+            if isinstance(error, (KernelFault, KernelInterrupt)):
+                self.broken = error
             raise error
-        if unwound:
+        if outcome == faults.UNWOUND:
             self._raise_for_shutdown()
         return result
+
+    def _stopped(self, outcome: int, function: Callable[..., Any],
+                 args: tuple) -> None:
+        """The call came back through a fault or an interrupt: raise."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
+        call = _describe(_name(function), args) + _python_caller()
+        if outcome == faults.FAULTED:
+            self.broken = faults.kernel_fault(self._outcome, call)
+        else:
+            self.broken = KernelInterrupt(faults.where(self._outcome.pc),
+                                          call)
+        raise self.broken
 
     def _raise_for_shutdown(self) -> None:
         __tracebackhide__ = True  # IPython: show the cell, not this
@@ -181,3 +286,8 @@ class KernelLib:
             raise KernelPanic(self.ffi.string(info.message).decode("latin-1"),
                               file, info.line, self.hypervisor.console_text)
         raise DomainShutdown(reason)
+
+
+def _name(function: Callable[..., Any]) -> str:
+    name = getattr(function, "__name__", "kernel_function")
+    return name[len("minios_"):] if name.startswith("minios_") else name

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import functools
 import errno
 import random
 import time
@@ -112,6 +113,7 @@ class PhysicalMemory:
     """
 
     def __init__(self, nr_pages: int):
+        nr_pages = _integer(nr_pages, "nr_pages")
         if not 0 < nr_pages * PAGE_SIZE <= _SLOT_SIZE:
             limit = _SLOT_SIZE // PAGE_SIZE
             raise ValueError(f"nr_pages must be 1 .. {limit}")
@@ -144,6 +146,30 @@ class PhysicalMemory:
 
 
 # --- the page allocator ------------------------------------------------------
+
+
+def _exclusive(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Hold the kernel module's lock for the whole method: the kernel has
+    one current pool and heap, so "select mine, then act" must not be
+    interleaved with another thread's."""
+    @functools.wraps(method)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # IPython: show the cell, not this
+        with self.kernel.lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not "
+                        f"{type(value).__name__}")
+    return int(value)
+
+
+class FreeError(ValueError):
+    """PageAllocator.free() of something alloc() did not hand out so:
+    a page never allocated, a wrong order, a page inside a chunk."""
 
 
 class PageState(enum.IntEnum):
@@ -207,14 +233,21 @@ class PageAllocator:
 
     def __init__(self, nr_pages: int, reserved: int = 0,
                  kernel: KernelLib | None = None):
+        nr_pages = _integer(nr_pages, "nr_pages")
+        reserved = _integer(reserved, "reserved")
+        if not 0 <= reserved < nr_pages:
+            raise ValueError(f"reserved must be 0 .. nr_pages - 1 "
+                             f"({nr_pages - 1}), not {reserved}")
         self.kernel = kernel or load("mm")
         self.ffi = self.kernel.ffi
         self.memory = PhysicalMemory(nr_pages)
         self.nr_pages, self.reserved = nr_pages, reserved
         self.allocations: dict[int, int] = {}
-        self.kernel.init_page_allocator(self.memory.address(reserved),
-                                        self.memory.address(nr_pages))
-        self._pool = self.kernel.page_pool_current()
+        self._freed: set[int] = set()
+        with self.kernel.lock:
+            self.kernel.init_page_allocator(self.memory.address(reserved),
+                                            self.memory.address(nr_pages))
+            self._pool = self.kernel.page_pool_current()
 
     def __repr__(self) -> str:
         return (f"PageAllocator({self.nr_pages} pages, {self.reserved} "
@@ -229,36 +262,82 @@ class PageAllocator:
     def pfn(self, address: int) -> int:
         return self.memory.pfn(address)
 
+    @_exclusive
     def alloc(self, order: int = 0) -> int | None:
         """alloc_pages(order): the pfn of the chunk, or None if none fits."""
+        order = _integer(order, "order")
         self._select()
         address = self.kernel.alloc_pages(order)
         if address == 0:
             return None
         pfn = self.pfn(address)
         self.allocations[pfn] = order
+        self._freed.discard(pfn)
         return pfn
 
+    @_exclusive
     def free(self, pfn: int, order: int = 0) -> None:
-        """free_pages(page pfn, order); the kernel decides if that is legal."""
+        """free_pages(page pfn, order).
+
+        What only Python can know is checked first, with a FreeError: a
+        chunk freed with another order than alloc() gave it, a page inside
+        an allocated chunk, a free page that alloc() never handed out. The
+        rest (a double free, a page outside the pool or not aligned to its
+        order) is the kernel's to refuse, with a KernelPanic.
+        """
+        pfn, order = _integer(pfn, "pfn"), _integer(order, "order")
+        self._check_free(pfn, order)
         self.free_address(self.address(pfn), order)
 
+    def _check_free(self, pfn: int, order: int) -> None:
+        """Refuse what the kernel would take silently or misreport. An
+        order out of range, a misaligned or out-of-pool chunk, a double
+        free are left to the kernel, which panics with a clear message."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
+        if not 0 <= order <= self.kernel.MM_MAX_ORDER or pfn % (1 << order):
+            return
+        given = self.allocations.get(pfn)
+        if given is not None and given != order:
+            raise FreeError(f"free(pfn {pfn}, order {order}): alloc() gave "
+                            f"pfn {pfn} with order {given}; free it with "
+                            f"order {given}")
+        for start, k in self.allocations.items():
+            if start < pfn < start + (1 << k):
+                raise FreeError(f"free(pfn {pfn}, order {order}): pfn {pfn} "
+                                f"is inside the order-{k} chunk allocated at "
+                                f"pfn {start}; free that: free({start}, {k})")
+        first = self.reserved + self.stats().meta_pages
+        if given is None and pfn not in self._freed and first <= pfn and \
+                pfn + (1 << order) <= self.nr_pages and \
+                not self.kernel.mm_page_allocated(self.address(pfn)):
+            raise FreeError(f"free(pfn {pfn}, order {order}): pfn {pfn} was "
+                            f"never allocated (it is free, and alloc() never "
+                            f"returned it)")
+
+    @_exclusive
     def free_address(self, address: int, order: int = 0) -> None:
-        """free_pages() on any address at all, e.g. not page aligned."""
+        """free_pages() on any address at all, e.g. not page aligned, with
+        no check in Python: the kernel decides if that is legal."""
+        address, order = _integer(address, "address"), _integer(order, "order")
         self._select()
         self.kernel.free_pages(self.ffi.cast("void *", address), order)
-        self.allocations.pop(self.pfn(address), None)
+        pfn = self.pfn(address)
+        if self.allocations.pop(pfn, None) is not None:
+            self._freed.add(pfn)
 
+    @_exclusive
     def check(self) -> None:
         """mm_check(): raises KernelPanic naming the broken invariant."""
         self._select()
         self.kernel.mm_check()
 
     @property
+    @_exclusive
     def free_pages_count(self) -> int:
         self._select()
         return self.kernel.mm_free_page_count()
 
+    @_exclusive
     def stats(self) -> PoolStats:
         self._select()
         raw = self.ffi.new("struct mm_stats *")
@@ -267,6 +346,7 @@ class PageAllocator:
                          raw.allocs, raw.failed, raw.frees, raw.splits,
                          raw.merges)
 
+    @_exclusive
     def free_chunks(self) -> dict[int, list[int]]:
         """The free lists: order -> pfns of its chunks, in list order."""
         self._select()
@@ -278,6 +358,7 @@ class PageAllocator:
             lists[order] = [self.pfn(a) for a in out[0:count]]
         return lists
 
+    @_exclusive
     def bitmap(self) -> np.ndarray:
         """The kernel's bitmap as one bool per managed page (True: used)."""
         self._select()
@@ -288,6 +369,7 @@ class PageAllocator:
         bits = np.unpackbits(raw, bitorder="little").astype(bool)
         return bits[: self.nr_pages - self.reserved]
 
+    @_exclusive
     def snapshot(self) -> PoolSnapshot:
         stats = self.stats()
         state = np.full(self.nr_pages, PageState.USED, dtype=np.int8)
@@ -303,10 +385,12 @@ class PageAllocator:
                             state, order, chunks, dict(self.allocations),
                             stats)
 
+    @_exclusive
     def selftest(self) -> tuple[int, str]:
         """Run mm_selftest(): its return code and what it printed."""
         return _run_printing(self.kernel, self._select, "mm_selftest")
 
+    @_exclusive
     def summary(self) -> str:
         """What mm_print_summary() prints."""
         return _run_printing(self.kernel, self._select, "mm_print_summary")[1]
@@ -315,6 +399,7 @@ class PageAllocator:
         """The bytes of page `pfn`, to read or (mis)use as a learner will."""
         return self.memory.view(pfn)
 
+    @_exclusive
     def leave_one_chunk(self) -> int:
         """Allocate every free chunk except one of the largest order, so that
         the next alloc_pages(0) must split all the way down. Returns that
@@ -438,6 +523,7 @@ class Heap:
         self.pages._select()
         self.kernel.xmalloc_select_heap(self._heap)
 
+    @_exclusive
     def malloc(self, size: int, align: int | None = None) -> int | None:
         """xmalloc(size) or xmalloc_align(size, align): an address or None."""
         self._select()
@@ -451,18 +537,21 @@ class Heap:
         self.live[address] = size
         return address
 
+    @_exclusive
     def free(self, address: int) -> None:
         """xfree(address); the kernel decides if that is legal."""
         self._select()
         self.kernel.xfree(self.ffi.cast("void *", address))
         self.live.pop(address, None)
 
+    @_exclusive
     def check(self) -> None:
         """xmalloc_check() and mm_check() of the pages underneath."""
         self._select()
         self.kernel.xmalloc_check()
         self.kernel.mm_check()
 
+    @_exclusive
     def stats(self) -> HeapStats:
         self._select()
         raw = self.ffi.new("struct xmalloc_stats *")
@@ -470,6 +559,7 @@ class Heap:
         return HeapStats(*(getattr(raw, f)
                            for f in HeapStats.__dataclass_fields__))
 
+    @_exclusive
     def blocks(self) -> list[Block]:
         self._select()
         count = self.kernel.xmalloc_walk(self.ffi.NULL, 0)
@@ -478,20 +568,33 @@ class Heap:
         return [Block(self.pages.pfn(b.page), b.offset, b.size, b.payload,
                       b.requested, BlockKind(b.kind)) for b in out[0:count]]
 
+    @_exclusive
     def snapshot(self) -> HeapSnapshot:
         return HeapSnapshot(self.blocks(), self.stats(), dict(self.live))
 
+    @_exclusive
     def selftest(self) -> tuple[int, str]:
         """Run xmalloc_selftest(): its return code and what it printed."""
         return _run_printing(self.kernel, self._select, "xmalloc_selftest")
 
     def write(self, address: int, data: bytes) -> None:
-        """Write into the guest's memory at `address` (no checks: C)."""
-        self.ffi.memmove(self.ffi.cast("char *", address), data, len(data))
+        """Write into the guest's memory at `address`, anywhere at all, as
+        C would; only an unmapped address is refused (ValueError)."""
+        self._copy(self.ffi.cast("void *", address),
+                   self.ffi.from_buffer(bytes(data)), len(data), address)
 
     def read(self, address: int, nbytes: int) -> bytes:
-        return bytes(self.ffi.buffer(self.ffi.cast("char *", address),
-                                     nbytes))
+        nbytes = _integer(nbytes, "nbytes")
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, not {nbytes}")
+        out = self.ffi.new("char[]", max(nbytes, 1))
+        self._copy(out, self.ffi.cast("void *", address), nbytes, address)
+        return bytes(self.ffi.buffer(out, nbytes))
+
+    def _copy(self, dst: Any, src: Any, nbytes: int, address: int) -> None:
+        if self.kernel.lib.host_copy(dst, src, nbytes) != 0:
+            raise ValueError(f"{nbytes} bytes at {address:#x}: not mapped "
+                             f"memory (the guest would fault here)")
 
 
 # --- workloads, step-throughs and the benchmark ------------------------------

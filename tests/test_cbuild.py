@@ -53,7 +53,7 @@ def test_panic_from_nested_guard_unwinds_to_innermost_call():
     for _ in range(3):  # repeated panics leave no stale unwind target
         with pytest.raises(KernelPanic):
             sod.kernel.start_of_day(sod.make_start_info(nr_pages=0))
-    assert sod.kernel.lib.host_take_unwound() == 0
+    assert sod.kernel.lib.host_take_outcome(sod.kernel.ffi.NULL) == 0
 
 
 def test_edited_source_loads_fresh_in_same_process(kernel_copy):

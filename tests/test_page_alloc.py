@@ -3,6 +3,8 @@ build: layout, splits and merges, misuse, corruption, a stateful model
 test, scale, the self-test, the benchmark helper and the plots."""
 from __future__ import annotations
 
+import functools
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import (RuleBasedStateMachine, initialize,  # noqa
                                  invariant, precondition, rule)
@@ -124,10 +126,9 @@ def test_step_through_records_a_snapshot_per_operation():
 # --- misuse: the kernel catches it, the pool stays intact ---------------------
 
 MISUSE = [
-    ("double free", lambda pa, p: (pa.free(p, 0), pa.free(p, 0)),
-     r"free_pages: 0x[0-9a-f]+ \(order 0\): page 0x[0-9a-f]+ is already "
+    ("double free", lambda pa, p: (pa.free(p, 1), pa.free(p, 1)),
+     r"free_pages: 0x[0-9a-f]+ \(order 1\): page 0x[0-9a-f]+ is already "
      r"free: double free"),
-    ("never allocated", lambda pa, p: pa.free(40, 0), "already free"),
     ("not aligned to its order", lambda pa, p: pa.free(p + 1, 1),
      r"free_pages: 0x[0-9a-f]+ is not aligned to its order 1"),
     ("not page aligned",
@@ -337,3 +338,88 @@ def test_buddy_tree_draws_leaves_and_split_nodes():
     assert colour(snap, 16, 3) is None                    # inside that chunk
     with pytest.raises(ValueError):
         viz_mm.buddy_tree(PageAllocator(512).snapshot())
+
+
+# --- misuse only Python can see: FreeError, before the kernel is called -------
+
+FREE_ERRORS = [
+    ("wrong order", lambda pa, p: pa.free(p, 0),
+     r"alloc\(\) gave pfn \d+ with order 1; free it with order 1"),
+    ("bigger order", lambda pa, p: pa.free(p, 2) if p % 4 == 0
+     else pa.free(p, 0), r"with order 1"),
+    ("never allocated", lambda pa, p: pa.free(40, 0),
+     r"pfn 40 was never allocated"),
+    ("page inside a chunk", lambda pa, p: pa.free(p + 1, 0),
+     r"pfn \d+ is inside the order-1 chunk allocated at pfn \d+"),
+]
+
+
+@pytest.mark.parametrize("name, misuse, message", FREE_ERRORS,
+                         ids=[m[0] for m in FREE_ERRORS])
+def test_free_error_says_which_and_changes_nothing(name, misuse, message):
+    pa = PageAllocator(100, reserved=2)
+    pfn = pa.alloc(1)
+    state = pa.snapshot().state.copy()
+    with pytest.raises(mm.FreeError, match=message) as info:
+        misuse(pa, pfn)
+    assert "double free" not in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert (pa.snapshot().state == state).all()
+    pa.check()
+    pa.free(pfn, 1)                          # the right call still works
+    pa.check()
+
+
+def test_double_free_after_a_real_free_is_still_the_kernels():
+    pa = PageAllocator(64)
+    pfn = pa.alloc(0)
+    pa.free(pfn, 0)
+    with pytest.raises(KernelPanic, match="double free"):
+        pa.free(pfn, 0)
+
+
+def test_free_address_is_unchecked_and_reaches_the_kernel():
+    pa = PageAllocator(32)
+    pa.alloc(0)
+    x, y = pa.alloc(0), pa.alloc(0)
+    pa.free_address(pa.address(x), 1)    # wrong order: the kernel accepts
+    with pytest.raises(KernelPanic, match="double free"):
+        pa.free(y, 0)
+
+
+@pytest.mark.parametrize("args, error", [
+    ((64, -1), ValueError), ((64, 64), ValueError), ((64, 10 ** 30), ValueError),
+    ((0,), ValueError), ((-5,), ValueError), ((1 << 40,), ValueError),
+    ((64.0,), TypeError), (("64",), TypeError), ((64, 1.5), TypeError),
+    ((None,), TypeError)])
+def test_bad_pool_arguments_are_refused(args, error):
+    with pytest.raises(error):
+        PageAllocator(*args)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=-(1 << 70), max_value=1 << 70),
+       st.integers(min_value=-(1 << 70), max_value=1 << 70))
+def test_any_integer_to_alloc_and_free_is_an_error_never_a_crash(pfn, order):
+    pa = _shared_pool()
+    try:
+        pa.free(pfn, order)
+    except (ValueError, KernelPanic):
+        pass
+    else:
+        raise AssertionError(f"free({pfn}, {order}) was accepted")
+    try:
+        got = pa.alloc(order)
+    except (ValueError, KernelPanic):
+        pass
+    else:
+        assert 0 <= order <= MAX_ORDER
+        if got is not None:
+            pa.free(got, order)
+    pa.check()
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_pool() -> PageAllocator:
+    return PageAllocator(128, reserved=3)

@@ -14,8 +14,20 @@ extern struct panic_info panic_info;
 
 extern uint64_t host_tsc;
 
-/* Set by host_unwind(); read and cleared by Python after every call. */
-int host_take_unwound(void);
+/* The guard runtime (guard.h): how the last guarded call of this thread
+ * ended, read and cleared by Python after every call; and Xen's
+ * copy_from_guest(), which returns -EFAULT instead of faulting. */
+struct host_fault {
+    int outcome;
+    int signo;
+    int code;
+    unsigned long address;
+    unsigned long pc;
+    unsigned long sp;
+    unsigned long error;
+};
+int host_take_outcome(struct host_fault *out);
+long host_copy(void *dst, const void *src, unsigned long size);
 
 /* Hypercall numbers and sub-operations, resolved from Xen's own headers. */
 #define __HYPERVISOR_set_trap_table ...

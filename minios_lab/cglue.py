@@ -1,0 +1,93 @@
+"""The C glue between Python and host-built kernel code.
+
+* :func:`glue_source` writes the cffi module's C: the kernel headers, and a
+  *guard* around each exported kernel function. The guard pushes a
+  ``struct host_guard`` (cdefs/guard.h) and records a ``sigsetjmp`` point,
+  so that a panic, a fault (SIGSEGV, SIGBUS, SIGFPE, SIGILL) or Jupyter's
+  Interrupt (SIGINT) comes back to this call instead of killing the process.
+* :func:`runtime_sources` is the guard's runtime (cdefs/guard.c): the
+  signal handlers and the thread-local chain of guards. cbuild builds it
+  once into a shared library of its own that every unit links, so one
+  process has one set of handlers however many units it loads.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cffi
+
+CDEF_DIR = Path(__file__).resolve().parent / "cdefs"
+RUNTIME_SOURCE = CDEF_DIR / "guard.c"
+RUNTIME_HEADER = CDEF_DIR / "guard.h"
+EXPORT_PREFIX = "minios_"
+
+GLUE_PROLOGUE = r"""
+#include <setjmp.h>
+#include <string.h>
+#include "guard.h"
+"""
+
+
+def runtime_sources() -> tuple[Path, Path]:
+    return RUNTIME_SOURCE, RUNTIME_HEADER
+
+
+def _declarations(ffi: cffi.FFI) -> dict:
+    return ffi._parser._declarations  # cffi's parsed cdef, by kind and name
+
+
+def exported_names(ffi: cffi.FFI) -> tuple[dict[str, object], set[str]]:
+    """(functions by name, global variable names) declared in a cdef."""
+    functions, variables = {}, set()
+    for key, (tp, _quals) in _declarations(ffi).items():
+        kind, _, name = key.partition(" ")
+        if kind == "function":
+            functions[name] = tp
+        elif kind in ("variable", "constant") and not name.startswith("_"):
+            variables.add(name)
+    return functions, variables
+
+
+def guard_source(name: str, tp) -> str:
+    """A wrapper around kernel function `name` that any early exit (panic,
+    fault, interrupt) brings back to, with the outcome in the guard."""
+    params = [arg.get_c_name(f" a{i}") for i, arg in enumerate(tp.args)]
+    call = f"{name}({', '.join(f'a{i}' for i in range(len(tp.args)))})"
+    signature = tp.result.get_c_name(
+        f" host_guard_{name}({', '.join(params) or 'void'})")
+    is_void = tp.result.get_c_name("") == "void"
+    body = [
+        f"static {signature}",
+        "{",
+        "    struct host_guard guard;",
+        "" if is_void else f"    {tp.result.get_c_name(' result')};",
+        "" if is_void else "    memset(&result, 0, sizeof(result));",
+        "    host_guard_push(&guard);",
+        "    if (sigsetjmp(guard.env, 0) == 0)",
+        f"        {call};" if is_void else f"        result = {call};",
+        "    host_guard_pop(&guard);",
+        "    return" + ("" if is_void else " result") + ";",
+        "}",
+        f"#define {name}(...) host_guard_{name}(__VA_ARGS__)",
+    ]
+    return "\n".join(line for line in body if line)
+
+
+def glue_source(headers: tuple[str, ...], functions: dict) -> str:
+    """C source of the cffi module: headers, prototypes, guards.
+
+    Functions named host_* belong to the runtime or to Python (extern
+    "Python") and get no guard.
+    """
+    lines = [GLUE_PROLOGUE, "#include <host/host.h>",
+             "#include <minios/xen.h>", "#include <minios/bug.h>",
+             "#include <arch/cpu.h>"]
+    lines += [f"#include <{h}>" for h in headers]
+    for name, tp in sorted(functions.items()):
+        if name.startswith("host_"):
+            continue
+        if name.startswith(EXPORT_PREFIX):
+            lines.append(tp.as_raw_function().get_c_name(f" {name}") + ";")
+        if not tp.ellipsis:
+            lines.append(guard_source(name, tp))
+    return "\n".join(lines) + "\n"
