@@ -19,7 +19,8 @@ def _name(requirement: str) -> str:
 def _pip_packages() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     reqs = project["dependencies"] + project["optional-dependencies"]["test"]
-    return {_name(r): r.replace(" ", "") for r in reqs}
+    # conda has no environment markers: compare the requirement before ";"
+    return {_name(r): r.split(";")[0].replace(" ", "") for r in reqs}
 
 
 def _conda_packages() -> dict[str, str]:
