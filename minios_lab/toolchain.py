@@ -51,6 +51,7 @@ __all__ = ["cache_dir", "check_compiler", "compiler", "doctor",
            "qemu_binary", "record_version", "setup", "xen_binary",
            "xen_include_dir", "xen_versions"]
 
+KERNEL_BUILD = Path(__file__).resolve().parent.parent / "kernel" / "build"
 HEADERS_PACKAGE = "libxen-dev"
 HYPERVISOR_PACKAGE = f"xen-hypervisor-{XEN_SERIES}-amd64"
 HYPERVISOR_NAME = f"xen-{XEN_SERIES}-amd64"
@@ -371,6 +372,9 @@ def doctor(look_for_newer: bool = False) -> list[Check]:
         _check("C compiler", _compiler_probe),
         _check("Python headers", lambda: str(python_include_dir())),
         _check("cache dir writable", lambda: str(writable_dir(cache_dir()))),
+        _check("guest build dir writable", lambda: str(writable_dir(
+            KERNEL_BUILD, "make the repository writable (chown/chmod), or "
+            "work in a copy you own"))),
     ]
     checks += [_check(f"Python package {dist}", _python_package_probe(mod),
                       pip_fix) for dist, mod in PYTHON_PACKAGES.items()]

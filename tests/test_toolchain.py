@@ -155,6 +155,7 @@ def test_doctor_shape(empty_cache: Path) -> None:
     assert len(names) == len(set(names))
     for expected in ("C compiler", "QEMU", "Xen hypervisor", "Xen headers",
                      "clang-format", "cache dir writable",
+                     "guest build dir writable", "Python headers", "gdb",
                      "Python package cffi", "Python package matplotlib",
                      "Python package pyelftools",
                      "Python package jupyterlab"):
