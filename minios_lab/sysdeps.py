@@ -101,12 +101,26 @@ def lists_stale(packages: list[str], lists: Path = APT_LISTS,
     newest = max(p.stat().st_mtime for p in indexes)
     if (now if now is not None else time.time()) - newest > LISTS_MAX_AGE:
         return True
-    for package in packages:
-        proc = subprocess.run(["apt-cache", "show", "--no-all-versions",
-                               package], capture_output=True, check=False)
-        if proc.returncode != 0 or not proc.stdout:
-            return True
-    return False
+    return bool(packages) and not candidates_known(packages)
+
+
+def candidates_known(packages: list[str]) -> bool:
+    """Does apt have an installable version of every package? (One
+    ``apt-cache policy`` call: it reads the lists once.)"""
+    try:
+        out = subprocess.run(["apt-cache", "policy", *packages],
+                             capture_output=True, text=True,
+                             check=False).stdout
+    except OSError:
+        return False
+    known, current = set(), None
+    for line in out.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            current = line[:-1]
+        elif line.strip().startswith("Candidate:") and current:
+            if line.split(":", 1)[1].strip() != "(none)":
+                known.add(current)
+    return known >= set(packages)
 
 
 def update_lists_if_stale(packages: list[str]) -> None:
