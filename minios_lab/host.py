@@ -210,6 +210,7 @@ class KernelLib:
         self.lock = _LOCKS.setdefault(self._key, threading.RLock())
         self.broken: BaseException | None = None
         self._outcome = self.ffi.new("struct host_fault *")
+        self._take_outcome = module.lib.host_take_outcome
         self.hypervisor = hypervisor or Hypervisor()
         self.hypervisor.attach(module)
 
@@ -241,28 +242,30 @@ class KernelLib:
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a kernel function with this unit's hypervisor serving it."""
         __tracebackhide__ = True  # IPython: show the cell, not this
-        self._check_usable()
+        if self.broken is not None:
+            self._check_usable()
+        key, active = self._key, _Registry.active
         with self.lock:
-            previous = _Registry.active.get(self._key)
-            _Registry.active[self._key] = self.hypervisor
+            previous = active.get(key)
+            active[key] = self.hypervisor
             try:
                 result = function(*args)
             except OverflowError as err:  # cffi: the value does not fit
                 raise ValueError(f"{_describe(_name(function), args)}: "
                                  f"{err}") from None
             finally:
-                _Registry.active[self._key] = previous
-                outcome = self.lib.host_take_outcome(self._outcome)
-            error = _Registry.errors.pop(self._key, None)
+                active[key] = previous
+                outcome = self._take_outcome(self._outcome)
+            if not outcome:
+                return result
+            error = _Registry.errors.pop(key, None)
         if outcome in (faults.FAULTED, faults.INTERRUPTED):
             self._stopped(outcome, function, args)
         if error is not None:
             if isinstance(error, (KernelFault, KernelInterrupt)):
                 self.broken = error
             raise error
-        if outcome == faults.UNWOUND:
-            self._raise_for_shutdown()
-        return result
+        self._raise_for_shutdown()
 
     def _stopped(self, outcome: int, function: Callable[..., Any],
                  args: tuple) -> None:

@@ -9,17 +9,21 @@ returns at once), so that what is measured is the entry path:
 * baseline: a cffi call of a C function without any guard (the glue's own
             host_take_outcome / host_take_unwound), for reference
 
-Prints the best of 7 runs of 200000 calls each, in ns per call.
+Prints the best of 7 runs of 200000 calls each, in ns per call, timed
+with the calling thread's CPU time (time.thread_time), so that other
+processes on a shared machine do not inflate it.
 """
 from __future__ import annotations
 
+import time
 import timeit
 
 from minios_lab.units import load
 
 
 def best_ns(stmt, number: int = 200_000, repeat: int = 7) -> float:
-    return min(timeit.repeat(stmt, number=number, repeat=repeat)) / number * 1e9
+    timer = timeit.Timer(stmt, timer=time.thread_time)
+    return min(timer.repeat(number=number, repeat=repeat)) / number * 1e9
 
 
 def main() -> None:
