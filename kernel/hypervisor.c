@@ -49,6 +49,7 @@
 #define SHARED_INFO_PTE_FLAGS 7UL
 
 shared_info_t *HYPERVISOR_shared_info;
+unsigned long shared_info_generation;
 struct upcall_stats upcall_stats;
 
 /* The guest's window on Xen's page: its frame is replaced, never used. */
@@ -59,6 +60,7 @@ void set_shared_info(shared_info_t *s)
     if (s == NULL || ((unsigned long)s & ~PAGE_MASK) != 0)
         PANIC("set_shared_info: %p is not a page", (void *)s);
     HYPERVISOR_shared_info = s;
+    shared_info_generation++;
 }
 
 long map_shared_info(unsigned long shared_info_ma)

@@ -17,27 +17,36 @@
  * chapter ("chapter NAME: PASS" or "FAIL") and the result line says
  * SUCCESS only if every chapter passed.
  *
- * Three command-line switches exist for testing the harness: crash=1
- * writes through a pointer to unmapped memory (no trap table is installed
- * yet, so Xen crashes the domain and prints the registers), hang=1 spins
- * forever (the harness must time out), poweroff=1 ends with a poweroff
- * request instead of a reboot (Xen halts; QEMU has to be stopped by the
- * harness). Later chapters add their steps between the start of day and
- * the result line.
+ * Right after the start of day, setup_safety_net() (kernel/setup.c)
+ * installs the trap table and callbacks, unmaps page 0 and makes the
+ * kernel's code read-only: a fault in any chapter is the guest's own
+ * page-fault report, not Xen's.
+ *
+ * Command-line switches for testing the harness and the safety net:
+ *   crash=1     write to an address that is never mapped (PT_UNMAPPED_VA)
+ *   crash=null  read through a NULL pointer (page 0 is unmapped)
+ *   crash=text  write into the kernel's own code (mapped read-only)
+ *   hang=1      spin forever (the harness must time out)
+ *   poweroff=1  end with a poweroff request instead of a reboot (Xen
+ *               halts; QEMU has to be stopped by the harness)
+ *   probe=iret  call hypercall(__HYPERVISOR_iret) and print what it
+ *               returns: hypercall() refuses it (iret is jumped to, never
+ *               called)
+ * Each crash prints the guest's page-fault line and a PANIC. Later
+ * chapters add their steps between the start of day and the result line.
  */
 #include <arch/cpu.h>
 #include <minios/console.h>
 #include <minios/events.h>
 #include <minios/hypervisor.h>
 #include <minios/memory_chapters.h>
+#include <minios/pagetable.h>
 #include <minios/printf.h>
+#include <minios/setup.h>
 #include <minios/start_of_day.h>
 #include <minios/string.h>
 #include <minios/time.h>
 #include <minios/traps.h>
-
-/* Far above any memory a course guest gets, and never mapped. */
-#define UNMAPPED_ADDRESS 0xdead0000UL
 
 void start_kernel(start_info_t *si);
 
@@ -86,12 +95,41 @@ static int run_chapters(void)
     return failed;
 }
 
+/* Pointers the compiler cannot see through: it must emit the access. */
+static const unsigned long *volatile null_pointer;
+static volatile unsigned char *volatile text_pointer;
+
 static void crash_if_asked(void)
 {
-    if (!boot_arg_ulong(&boot_info, "crash", 0))
+    const char *how = boot_arg(&boot_info, "crash");
+    unsigned long value;
+
+    if (how == NULL || strcmp(how, "0") == 0)
         return;
-    printk("crash=1: writing to unmapped address %#lx\n", UNMAPPED_ADDRESS);
-    *(volatile unsigned long *)UNMAPPED_ADDRESS = 1;
+    if (strcmp(how, "null") == 0) {
+        printk("crash=null: reading through a NULL pointer\n");
+        value = *null_pointer;
+        printk("crash=null: read %#lx: page 0 is mapped!\n", value);
+    } else if (strcmp(how, "text") == 0) {
+        text_pointer = (volatile unsigned char *)(unsigned long)start_kernel;
+        printk("crash=text: writing into the code of start_kernel\n");
+        *text_pointer = 0xcc;
+        printk("crash=text: the kernel's code is writable!\n");
+    } else {
+        printk("crash=%s: writing to unmapped address %#lx\n", how,
+               PT_UNMAPPED_VA);
+        *(volatile unsigned long *)PT_UNMAPPED_VA = 1;
+    }
+}
+
+static void probe_if_asked(void)
+{
+    const char *what = boot_arg(&boot_info, "probe");
+
+    if (what == NULL || strcmp(what, "iret") != 0)
+        return;
+    printk("probe=iret: hypercall(__HYPERVISOR_iret) returned %ld\n",
+           hypercall(__HYPERVISOR_iret, 0, 0, 0, 0, 0));
 }
 
 static void hang_if_asked(void)
@@ -109,9 +147,11 @@ void start_kernel(start_info_t *si)
 
     printk("minios-lab guest: Mini-OS course kernel\n");
     start_of_day(si);
+    setup_safety_net();
 
     crash_if_asked();
     hang_if_asked();
+    probe_if_asked();
 
     if (!boot_arg_ulong(&boot_info, "chapters", 1))
         printk("chapters=0: skipping the chapters\n");

@@ -119,12 +119,45 @@ uint64_t snapshot_system_time(const struct time_snapshot *snap)
            scale_delta(delta, snap->tsc_to_system_mul, snap->tsc_shift);
 }
 
+/*
+ * The clamp. Xen's records are meant to be continuous, but a record can
+ * say an earlier time than the last one extrapolated (a TSC rate that was
+ * a little fast, recalibrated downwards; a new record written after a
+ * migration). A clock that goes back breaks every "later minus earlier"
+ * in the kernel, so monotonic_clock() never returns less than it returned
+ * before: the last value, stored with a compare-and-swap, since an event
+ * handler may read the clock between our read and our store. A new
+ * shared_info page (set_shared_info()) is a new clock and starts over.
+ */
+static uint64_t clock_last_ns;
+static unsigned long clock_generation;
+unsigned long monotonic_clamps;
+
+static uint64_t not_before_last(uint64_t now)
+{
+    uint64_t last;
+
+    if (clock_generation != shared_info_generation) {
+        clock_generation = shared_info_generation;
+        __atomic_store_n(&clock_last_ns, 0, __ATOMIC_RELAXED);
+    }
+    last = __atomic_load_n(&clock_last_ns, __ATOMIC_RELAXED);
+    do {
+        if (now < last) {
+            monotonic_clamps++;
+            return last;
+        }
+    } while (!__atomic_compare_exchange_n(&clock_last_ns, &last, now, false,
+                                          __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return now;
+}
+
 uint64_t monotonic_clock(void)
 {
     struct time_snapshot snap;
 
     read_time_info(&vcpu0_info()->time, &snap);
-    return snapshot_system_time(&snap);
+    return not_before_last(snapshot_system_time(&snap));
 }
 
 unsigned int read_wallclock_base(const volatile shared_info_t *s,

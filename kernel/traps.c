@@ -306,6 +306,18 @@ static const char *pf_access(unsigned long code)
     return (code & PF_WRITE) ? "write" : "read";
 }
 
+/* The last words of a fatal page fault, in one line the boot harness
+ * reads (minios_lab/boot.py): "page fault: cr2 0x0 (read, not present,
+ * kernel) at rip 0x3a5c". */
+static void report_fatal_page_fault(unsigned long cr2, unsigned long code,
+                                    unsigned long rip)
+{
+    printk("page fault: cr2 0x%lx (%s, %s, %s%s) at rip 0x%lx\n", cr2,
+           pf_access(code), (code & PF_PROT) ? "present" : "not present",
+           (code & PF_USER) ? "user" : "kernel",
+           (code & PF_RSVD) ? ", reserved bit" : "", rip);
+}
+
 void do_page_fault(struct pt_regs *regs)
 {
     unsigned long error_code = regs->error_code;
@@ -319,9 +331,11 @@ void do_page_fault(struct pt_regs *regs)
     printk("  cr2 %016lx: %s of a %s page%s\n", cr2, pf_access(error_code),
            (error_code & PF_PROT) ? "present" : "not-present",
            (error_code & PF_RSVD) ? ", reserved bit set" : "");
-    if (trap_fixup_find(regs->rip) == 0)
+    if (trap_fixup_find(regs->rip) == 0) {
+        report_fatal_page_fault(cr2, error_code, regs->rip);
         PANIC("do_page_fault: unhandled %s of %#lx at rip %#lx",
               pf_access(error_code), cr2, regs->rip);
+    }
     recover_or_die(regs, "do_page_fault");
 }
 

@@ -12,7 +12,7 @@
  *            the registered landing.
  *   divide   a division by zero, recovered the same way.
  *   pagefault
- *            a read of an unmapped address (0xdead0000): the handler
+ *            a read of an unmapped address (0xdead00000): the handler
  *            reports the faulting address that Xen left in the vcpu_info
  *            (arch.cr2), and recovers through the fix-up table.
  *   eventmask
@@ -33,11 +33,13 @@
 #include <minios/bug.h>
 #include <minios/console.h>
 #include <minios/events.h>
+#include <minios/pagetable.h>
 #include <minios/start_of_day.h>
 #include <minios/traps.h>
 
 /* Far above any memory a course guest gets, and never mapped. */
-#define DEMO_UNMAPPED 0xdead0000UL
+#define DEMO_UNMAPPED PT_UNMAPPED_VA
+
 static int verdict(const char *demo, bool ok)
 {
     printk("traps: demo %s: %s\n", demo, ok ? "PASS" : "FAIL");

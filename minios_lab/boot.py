@@ -20,24 +20,25 @@ The end of a boot is read from Xen's last words:
   QEMU would run on, so it is stopped. Outcome "shutdown".
 * ``Hardware Dom0 crashed`` or ``Panic on CPU``: outcome "crash". Xen was
   started with ``noreboot`` and would wait forever, so QEMU is stopped once
-  the report is complete. The faulting RIP from Xen's register dump is
-  resolved against the symbols of the booted ELF.
+  the report is complete. The crash report (:mod:`minios_lab.crash`) reads
+  the guest's own page-fault and PANIC lines first, then Xen's register
+  dump, and names the faulting function and source line.
 * Nothing of the above before the deadline: outcome "timeout".
-* QEMU could not start (or died before Xen said anything): "error".
+* QEMU could not start, or ended without a word from Xen: outcome "error",
+  with QEMU's own complaint (its stderr) in ``str(result)``.
 
 QEMU runs in its own process group, which is always killed and reaped on the
 way out, including when the caller is interrupted (a notebook's "interrupt
-kernel" raises KeyboardInterrupt here): no QEMU outlives a boot.
+kernel" raises KeyboardInterrupt here), and it dies with the Python process
+that started it (:mod:`minios_lab.qemu_proc`): no QEMU outlives a boot.
 """
 from __future__ import annotations
 
 import argparse
-import bisect
 import fcntl
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -46,7 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import toolchain
+from . import qemu_proc, toolchain
+from .crash import (LAST_LINES, XEN_PREFIX, CrashReport, Symbols,  # noqa: F401
+                    load_symbols, make_crash_report)
 from .errors import MiniosLabError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -55,15 +58,11 @@ XEN_MEMORY_MB = 192        # QEMU RAM on top of dom0's, for Xen itself
 BUILD_TIMEOUT = 300.0      # seconds for `make -C kernel`
 REBOOT_GRACE = 5.0         # QEMU exits this soon after a reboot request
 CRASH_GRACE = 1.0          # Xen finishes its crash report within this
-REAP_TIMEOUT = 5.0         # a SIGKILLed QEMU is gone within this
-LAST_LINES = 10
+REAP_TIMEOUT = qemu_proc.REAP_TIMEOUT
 
-XEN_PREFIX = "(XEN)"
 RESULT_RE = re.compile(r"RESULT: (\w+)")
+XEN_VERSION_RE = re.compile(r"^\(XEN\) Xen version (\d+\.\d+\.\S+)")
 CHAPTER_RE = re.compile(r"^chapter (\w+): (PASS|FAIL)$")
-RIP_RE = re.compile(r"RIP:\s+([0-9a-f]{4}):\[<([0-9a-f]+)>\]")
-CR2_RE = re.compile(r"cr2: ([0-9a-f]+)")
-HEX_WORDS_RE = re.compile(r"^\s*([0-9a-f]{16}\s*)+$")
 
 Echo = Optional[Callable[[str], None]]
 
@@ -128,253 +127,6 @@ def qemu_command(elf: Path, cmdline: str, memory_mb: int,
     ]
 
 
-# --- symbols -----------------------------------------------------------------
-
-class Symbols:
-    """Symbols of the guest ELF, to name addresses in its code."""
-
-    KINDS = ("STT_FUNC", "STT_NOTYPE", "STT_OBJECT")
-
-    def __init__(self, elf: Path):
-        from elftools.elf.elffile import ELFFile
-
-        entries: list[tuple[int, int, str]] = []
-        self._objects: set[str] = set()   # data in .text: hypercall_page
-        with open(elf, "rb") as f:
-            elf_file = ELFFile(f)
-            text = elf_file.get_section_by_name(".text")
-            self._code = text.data() if text else b""
-            self._code_start = text["sh_addr"] if text else 0
-            symtab = elf_file.get_section_by_name(".symtab")
-            for sym in symtab.iter_symbols() if symtab else []:
-                if sym["st_info"]["type"] in self.KINDS and sym.name \
-                        and sym["st_shndx"] != "SHN_UNDEF":
-                    entries.append((sym["st_value"], sym["st_size"],
-                                    sym.name))
-                    if sym["st_info"]["type"] == "STT_OBJECT":
-                        self._objects.add(sym.name)
-        # At equal addresses the largest symbol (a sized function rather
-        # than a label such as _text) sorts last and is the one chosen.
-        entries.sort()
-        self._elf = elf
-        self._entries = entries
-        self._starts = [e[0] for e in entries]
-        self._etext = next((a for a, _, n in entries if n == "_etext"), None)
-
-    def in_text(self, address: int) -> bool:
-        return self._etext is not None and 0 <= address < self._etext
-
-    def _containing(self, address: int) -> Optional[tuple[int, int, str]]:
-        if not self.in_text(address):
-            return None
-        i = bisect.bisect_right(self._starts, address) - 1
-        return self._entries[i] if i >= 0 else None
-
-    def resolve(self, address: int) -> Optional[str]:
-        """'function+0xoff' for an address in the kernel's code, or None."""
-        entry = self._containing(address)
-        if entry is None:
-            return None
-        start, _, name = entry
-        return f"{name}+{address - start:#x}"
-
-    def source_line(self, address: int) -> Optional[str]:
-        """'kernel/kernel.c:37' for a code address, from the DWARF line
-        table (for inlined code: the innermost function's line)."""
-        entry = self._containing(address)
-        if entry is None or entry[2] in self._objects:
-            return None
-        for rows, files in self._line_tables():
-            for prev, row in zip(rows, rows[1:]):
-                if prev.address <= address < row.address \
-                        and not prev.end_sequence:
-                    return f"{files(prev.file)}:{prev.line}"
-        return None
-
-    def _line_tables(self):
-        with open(self._elf, "rb") as f:
-            from elftools.elf.elffile import ELFFile
-
-            elf = ELFFile(f)
-            if not elf.has_dwarf_info():
-                return
-            dwarf = elf.get_dwarf_info()
-            for cu in dwarf.iter_CUs():
-                program = dwarf.line_program_for_CU(cu)
-                if program is not None:
-                    rows = [e.state for e in program.get_entries() if e.state]
-                    yield rows, _file_namer(program.header)
-
-    def _code_at(self, address: int, length: int) -> bytes:
-        offset = address - self._code_start
-        if offset < 0:
-            return b""
-        return self._code[offset:offset + length]
-
-    def is_return_address(self, address: int) -> bool:
-        """Does a call instruction end just before address? (A stack word
-        that passes this test is probably a return address.)"""
-        if not self.in_text(address):
-            return False
-        direct = self._code_at(address - 5, 1) == b"\xe8"  # call rel32
-        indirect = self._code_at(address - 2, 2)           # call *%reg
-        return direct or (len(indirect) == 2 and indirect[0] == 0xFF
-                          and indirect[1] & 0xF8 == 0xD0)
-
-
-def _file_namer(header) -> Callable[[int], str]:
-    """file index -> 'dir/name' for one DWARF line program."""
-    base = 0 if header.version >= 5 else 1   # DWARF 5 counts from 0
-    dirs = [d.decode() for d in header.include_directory]
-
-    def name(index: int) -> str:
-        entry = header.file_entry[index - base]
-        file = entry.name.decode()
-        at = entry.dir_index - (0 if header.version >= 5 else 1)
-        if file.startswith("/") or at <= 0 or at >= len(dirs):
-            return file
-        return f"{dirs[at]}/{file}"
-    return name
-
-
-def load_symbols(elf: Path) -> Optional[Symbols]:
-    """Symbols of elf, or None if it is missing or not an ELF file."""
-    from elftools.common.exceptions import ELFError
-
-    try:
-        return Symbols(elf)
-    except (OSError, ELFError):
-        return None
-
-
-# --- crash reports -----------------------------------------------------------
-
-@dataclass
-class CrashReport:
-    """What is known about a crash of the guest (or of Xen)."""
-
-    kind: str                     # "dom0 crash", "xen panic", "reset"
-    reason: str                   # Xen's (or the guest's) one-line cause
-    last_lines: list[str]         # the guest's last console lines
-    dump: list[str]               # Xen's lines after the guest's last one
-    rip: Optional[int] = None     # faulting instruction, if Xen dumped it
-    symbol: Optional[str] = None  # rip as function+0xoff
-    source: Optional[str] = None  # rip as kernel/file.c:line
-    cr2: Optional[int] = None     # faulting address of a page fault
-    stack_symbols: list[str] = field(default_factory=list)  # callers?
-
-    def __str__(self) -> str:
-        where = ""
-        if self.rip is not None:
-            line = f", {self.source}" if self.source else ""
-            where = f" at {self.symbol or '?'} (rip {self.rip:#x}{line})"
-        return f"{self.kind}{where}: {self.reason}"
-
-    def report(self) -> str:
-        out = [str(self)]
-        if self.cr2 is not None and "#PF" in self.reason:
-            out.append(f"  page fault address (cr2): {self.cr2:#x}")
-        if self.stack_symbols:
-            out.append("  return addresses on the guest stack: "
-                       + ", ".join(self.stack_symbols))
-        out.append("  last guest lines:")
-        out += [f"    {line}" for line in self.last_lines] or ["    (none)"]
-        return "\n".join(out)
-
-
-def _strip_xen(line: str) -> str:
-    return line[len(XEN_PREFIX):].strip()
-
-
-def _panic_message(dump: list[str]) -> Optional[str]:
-    for i, line in enumerate(dump):
-        if "Panic on CPU" in line:
-            rest = [_strip_xen(x) for x in dump[i + 1:]]
-            words = [x for x in rest if x and not x.startswith("****")]
-            return words[0] if words else "Xen panic"
-    return None
-
-
-def _crash_reason(dump: list[str], guest: list[str]) -> str:
-    panic = _panic_message(dump)
-    if panic:
-        return panic
-    for line in dump:
-        text = _strip_xen(line)
-        if "Unhandled" in text or "fault" in text.lower():
-            return text
-    for line in reversed(guest):
-        if "PANIC" in line:
-            return line.strip()
-    crashed = [_strip_xen(x) for x in dump if "crashed" in x]
-    return crashed[-1] if crashed else "crashed"
-
-
-def _stack_words(dump: list[str]) -> list[int]:
-    words: list[int] = []
-    inside = False
-    for line in dump:
-        text = _strip_xen(line)
-        if text.startswith("Guest stack trace"):
-            inside = True
-        elif inside and HEX_WORDS_RE.match(text):
-            words += [int(w, 16) for w in text.split()]
-        elif inside:
-            break
-    return words
-
-
-def _crash_dump(lines: list[str], guest_count: int) -> list[str]:
-    """Xen's lines after the guest's last line (or Xen's last lines)."""
-    last_guest = -1
-    for i, line in enumerate(lines):
-        if not line.startswith(XEN_PREFIX):
-            last_guest = i
-    if guest_count == 0:
-        return lines[-15:]
-    return lines[last_guest + 1:][-80:]
-
-
-GUEST_PANIC_RE = re.compile(r"PANIC at (kernel/\S+:\d+): (.*)$")
-GUEST_RIP_RE = re.compile(r"\brip (?:0x)?([0-9a-f]{1,16})\b")
-
-
-def _from_guest_panic(report: CrashReport, guest: list[str]) -> None:
-    """Fill where-from details from the guest's own PANIC line, if any: the
-    kernel's file:line, and a rip the message names (a trap handler's)."""
-    for line in reversed(guest):
-        m = GUEST_PANIC_RE.search(line)
-        if not m:
-            continue
-        report.source = report.source or m.group(1)
-        rip = GUEST_RIP_RE.search(m.group(2))
-        if rip and report.rip is None:
-            report.rip = int(rip.group(1), 16)
-        return
-
-
-def make_crash_report(kind: str, lines: list[str], guest: list[str],
-                      symbols: Optional[Symbols]) -> CrashReport:
-    dump = _crash_dump(lines, len(guest))
-    report = CrashReport(kind, _crash_reason(dump, guest),
-                         guest[-LAST_LINES:], dump)
-    for line in dump:
-        rip, cr2 = RIP_RE.search(line), CR2_RE.search(line)
-        if rip and report.rip is None:
-            report.rip = int(rip.group(2), 16)
-        if cr2 and report.cr2 is None:
-            report.cr2 = int(cr2.group(1), 16)
-    _from_guest_panic(report, guest)
-    if symbols is not None:
-        if report.rip is not None:
-            report.symbol = symbols.resolve(report.rip)
-            report.source = symbols.source_line(report.rip) or report.source
-        report.stack_symbols = [symbols.resolve(w) or hex(w)
-                                for w in _stack_words(dump)
-                                if symbols.is_return_address(w)]
-    return report
-
-
 # --- the result --------------------------------------------------------------
 
 @dataclass(repr=False)
@@ -394,6 +146,7 @@ class BootResult:
     command: list[str] = field(default_factory=list)
     qemu_stderr: str = ""
     qemu_pid: Optional[int] = None   # already reaped: for checking only
+    xen_version: Optional[str] = None   # "4.17.5", from Xen's banner line
 
     @property
     def result(self) -> Optional[str]:
@@ -447,13 +200,23 @@ class BootResult:
             parts.append(self.result_line.strip())
         if self.crash:
             parts.append(str(self.crash))
+        if self.outcome == "error":
+            parts.append(self._qemu_said())
         return ", ".join(parts)
+
+    def _qemu_said(self) -> str:
+        said = " ".join(self.qemu_stderr.split()) or "nothing on stderr"
+        return f"QEMU exited with status {self.returncode} and no output " \
+               f"from Xen; it said: {said}"
 
     def __repr__(self) -> str:
         return f"<BootResult {self}>"
 
     def report(self) -> str:
-        out = [str(self), "guest console:"]
+        out = [str(self)]
+        if self.xen_version:
+            out.append(f"Xen version {self.xen_version}")
+        out.append("guest console:")
         out += [f"  {line}" for line in self.guest_lines] or ["  (nothing)"]
         if self.crash:
             out += ["crash:", self.crash.report(), "Xen's report:"]
@@ -488,20 +251,6 @@ def _reader(stream, lines: "queue.Queue[Optional[str]]") -> None:
 
 def _drain(stream, sink: list[bytes]) -> None:
     sink.append(stream.read())
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """SIGKILL QEMU's process group and reap it."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        proc.wait(timeout=REAP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=REAP_TIMEOUT)
 
 
 class _Console:
@@ -575,15 +324,15 @@ def _pump(proc: subprocess.Popen, console: _Console, deadline: float) -> bool:
     return False
 
 
-def _outcome(console: _Console, ended: bool, returncode: Optional[int]) -> str:
+def _outcome(console: _Console, ended: bool) -> str:
     if console.event == "crash":
         return "crash"
     if console.event in ("reboot", "poweroff"):
         return "shutdown"
     if not ended:
         return "timeout"
-    if not console.xen and returncode != 0:
-        return "error"
+    if not console.xen:
+        return "error"   # QEMU ended before Xen said a word: not the guest
     return "crash"     # the machine reset with no request: a triple fault?
 
 
@@ -598,12 +347,13 @@ class _Run:
 
 
 def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
-    """Run QEMU until the boot is over; it is always dead on return."""
+    """Run QEMU until the boot is over; it is always dead on return. Runs
+    in the caller's thread, which must be the one that started QEMU (see
+    qemu_proc: QEMU dies when that thread ends)."""
     console = _Console(echo)
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = qemu_proc.spawn(cmd, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr: list[bytes] = []
     drain = threading.Thread(target=_drain, args=(proc.stderr, stderr),
                              daemon=True)
@@ -616,7 +366,7 @@ def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
             except subprocess.TimeoutExpired:
                 pass
     finally:
-        _kill(proc)
+        qemu_proc.stop(proc)
     elapsed = time.monotonic() - start
     drain.join(timeout=REAP_TIMEOUT)
     err = b"".join(stderr).decode("utf-8", errors="replace")
@@ -630,6 +380,16 @@ def _result_line(guest: list[str]) -> Optional[str]:
     return None
 
 
+def _xen_version(xen_lines: list[str]) -> Optional[str]:
+    """"4.17.5" from Xen's banner, "(XEN) Xen version 4.17.5 (Debian...".
+    """
+    for line in xen_lines[:40]:
+        match = XEN_VERSION_RE.match(line)
+        if match:
+            return match.group(1)
+    return None
+
+
 def _crash_kind(console: _Console) -> str:
     if any("Panic on CPU" in line for line in console.xen):
         return "xen panic"
@@ -638,11 +398,12 @@ def _crash_kind(console: _Console) -> str:
 
 def _make_result(cmd: list[str], elf: Path, run: _Run) -> BootResult:
     console = run.console
-    outcome = _outcome(console, run.ended, run.returncode)
+    outcome = _outcome(console, run.ended)
     result = BootResult(outcome, console.lines, console.guest, console.xen,
                         run.elapsed, run.returncode,
                         _result_line(console.guest), command=cmd,
                         qemu_stderr=run.stderr, qemu_pid=run.pid)
+    result.xen_version = _xen_version(console.xen)
     if outcome == "shutdown":
         result.shutdown_reason = console.event
     if outcome == "crash":

@@ -41,10 +41,18 @@ def test_both_chapters_pass(booted) -> None:
 def test_every_page_is_mapped(booted) -> None:
     nr_pages, _, report = booted
     xen_mapped, mapped, total = report["mapped"]
-    assert mapped == total == nr_pages
-    assert report["summary"][0] == nr_pages
+    # Every page but page 0, which start of day unmapped (the NULL guard).
+    assert mapped == total - 1 == nr_pages - 1
+    assert report["summary"][0] == nr_pages - 1
     assert report["checked"] == (0, 0)         # right frames, tables r/o
-    assert xen_mapped == report["bootstrap"][3]
+    assert xen_mapped == report["bootstrap"][3] - 1
+
+
+def test_page_zero_unmapped_and_code_read_only(booted) -> None:
+    _, result, _ = booted
+    assert ("pagetables: page 0 is not mapped (the NULL guard); 0 pages of "
+            "kernel code and read-only data are writable"
+            in result.section("pagetables"))
 
 
 def test_bootstrap_area_follows_xens_rule(booted) -> None:
@@ -96,7 +104,7 @@ def test_the_walks_printed_agree_with_the_mapping(booted) -> None:
     nr_pages, _, report = booted
     walks = {w.va: w for w in report["walks"]}
     first_table = report["bootstrap"][0] << 12
-    assert walks[0].present and walks[0].pfn == 0 and walks[0].writable
+    assert not walks[0].present                        # the NULL guard
     assert walks[first_table].present and not walks[first_table].writable
     assert not walks[nr_pages << 12].present           # just past memory
     last = walks[(nr_pages - 1) << 12]

@@ -67,8 +67,8 @@ def test_each_exception_is_named_with_its_error_code(normal: BootResult):
     # A kernel read of a not-present page: error code 0 (Xen clears the
     # user bit for a PV kernel, which really runs in ring 3).
     assert "trap: #PF page fault (vector 14), error code 0\n" in text
-    assert "cr2 00000000dead0000: read of a not-present page" in text
-    assert "traps: cr2 0xdead0000 (expected 0xdead0000)" in text
+    assert "cr2 0000000dead00000: read of a not-present page" in text
+    assert "traps: cr2 0xdead00000 (expected 0xdead00000)" in text
 
 
 def test_bounce_frame_fields_on_real_xen(normal: BootResult):
@@ -95,7 +95,7 @@ def test_fault_with_no_fixup_stops_the_guest(image: Path):
     fault = _address(image, "trap_demo_read_fault")
     panic = next(x for x in result.guest_lines if x.startswith("PANIC at"))
     assert re.match(r"PANIC at kernel/traps\.c:\d+: do_page_fault: unhandled"
-                    rf" read of 0xdead0000 at rip {fault:#x}$", panic)
+                    rf" read of 0xdead00000 at rip {fault:#x}$", panic)
     assert result.crash is not None and "do_page_fault" in result.crash.reason
     assert demo_verdicts(result.guest_lines) == {d: "PASS" for d in DEMOS}
     assert result.result_line is None

@@ -5,14 +5,24 @@
  * here the same arguments go to host_hypercall(), which Python serves. The
  * only extra rule: HOST_UNWIND means "this domain no longer runs", and the
  * kernel must not continue, so we unwind to Python instead of returning.
+ *
+ * __HYPERVISOR_iret is refused with -ENOSYS before Python sees it, as the
+ * guest's hypercall() refuses it (kernel/arch/x86_64/hypercall.S): iret is
+ * jumped to with an iret frame on the stack, never called.
  */
 #include <host/host.h>
 #include <minios/hypervisor.h>
 
+#define HOST_ENOSYS 38
+
 long hypercall(unsigned int nr, unsigned long a1, unsigned long a2,
                unsigned long a3, unsigned long a4, unsigned long a5)
 {
-    long rc = host_hypercall(nr, a1, a2, a3, a4, a5);
+    long rc;
+
+    if (nr == __HYPERVISOR_iret)
+        return -HOST_ENOSYS;
+    rc = host_hypercall(nr, a1, a2, a3, a4, a5);
 
     if (rc == HOST_UNWIND)
         host_unwind();

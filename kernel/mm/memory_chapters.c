@@ -15,7 +15,9 @@
  * the page allocator's and xmalloc's self-tests, uses xmalloc a little,
  * walks the pages it was given and prints a summary.
  */
+#include <minios/bug.h>
 #include <minios/console.h>
+#include <minios/events.h>
 #include <minios/memory_chapters.h>
 #include <minios/mm.h>
 #include <minios/pagetable.h>
@@ -23,6 +25,9 @@
 #include <minios/string.h>
 
 #define ALIAS_VA (1UL << 39) /* L4 slot 1: needs a new L3, L2 and L1 */
+
+/* The end of the kernel's read-only data (kernel/arch/x86_64/minios.lds). */
+extern char _erodata[];
 #define PATTERN 0x5a5a0123456789a5UL
 
 static void setup_from_start_info(struct pt_setup *setup)
@@ -47,27 +52,54 @@ static void print_bootstrap(const struct pagetables *tables)
            boot->mapped_end_pfn, boot->first_free_pfn);
 }
 
-/* Every page maps its p2m frame; table frames are read-only. */
-static bool check_mapping(const struct pagetables *tables)
+/* Is pfn a page-table frame (Xen's or one made here)? */
+static bool is_table(const struct pagetables *tables, unsigned long pfn)
 {
     const struct pt_bootstrap *boot = &tables->boot;
+
+    return (pfn >= boot->pt_first_pfn && pfn < boot->stack_pfn) ||
+           (pfn >= boot->first_free_pfn && pfn < tables->next_free_pfn);
+}
+
+/* The frame page pfn must map: its own, or Xen's shared_info page for the
+ * page of .bss that shows it (kernel/hypervisor.c). */
+static unsigned long expected_mfn(const struct pagetables *tables,
+                                  unsigned long pfn)
+{
+    if (pfn == (unsigned long)HYPERVISOR_shared_info >> PAGE_SHIFT)
+        return boot_info.shared_info_ma >> PAGE_SHIFT;
+    return tables->setup.p2m[pfn];
+}
+
+/* Every page but page 0 maps its expected frame; page 0 is not mapped (the
+ * NULL guard); table frames and the kernel's code are read-only. */
+static bool check_mapping(const struct pagetables *tables)
+{
     struct pt_walk walk;
-    unsigned long pfn, wrong = 0, writable_tables = 0;
+    unsigned long pfn, wrong = 0, writable_tables = 0, writable_code = 0;
+    unsigned long code_end =
+        ALIGN_UP((unsigned long)_erodata, PAGE_SIZE) >> PAGE_SHIFT;
 
     for (pfn = 0; pfn < tables->setup.nr_pages; pfn++) {
-        bool table =
-            (pfn >= boot->pt_first_pfn && pfn < boot->stack_pfn) ||
-            (pfn >= boot->first_free_pfn && pfn < tables->next_free_pfn);
+        bool rw;
 
         pt_walk(pfn << PAGE_SHIFT, &walk);
-        wrong += !walk.present || walk.mfn != tables->setup.p2m[pfn];
-        writable_tables +=
-            table && (walk.step[PT_LEVELS - 1].entry & _PAGE_RW) != 0;
+        rw = walk.present && (walk.step[PT_LEVELS - 1].entry & _PAGE_RW);
+        if (pfn == 0)
+            wrong += walk.present;
+        else
+            wrong += !walk.present || walk.mfn != expected_mfn(tables, pfn);
+        writable_tables += is_table(tables, pfn) && rw;
+        writable_code += pfn < code_end && rw;
     }
     printk("pagetables: walked every page: %lu map a wrong frame, %lu "
            "table frames are writable\n",
            wrong, writable_tables);
-    return wrong == 0 && writable_tables == 0;
+    printk("pagetables: page 0 is %s; %lu pages of kernel code and "
+           "read-only data are writable\n",
+           pt_count_mapped(0, 1) ? "MAPPED" : "not mapped (the NULL guard)",
+           writable_code);
+    return wrong == 0 && writable_tables == 0 && writable_code == 0;
 }
 
 /* Write through the 1:1 mapping, read through an alias, and back. */
@@ -133,6 +165,10 @@ int pagetables_chapter(void)
     bool ok;
 
     setup_from_start_info(&setup);
+    if (setup.nr_pages > (PT_UNMAPPED_VA >> PAGE_SHIFT))
+        PANIC("pagetables_chapter: %lu pages would map %#lx, the address "
+              "kept unmapped for the traps chapter",
+              setup.nr_pages, PT_UNMAPPED_VA);
     pt_init(&setup);
     tables = pt_current();
     print_bootstrap(tables);
@@ -141,7 +177,7 @@ int pagetables_chapter(void)
            "(%lu MiB)\n",
            tables->xen_mapped, mapped, setup.nr_pages,
            setup.nr_pages >> (20 - PAGE_SHIFT));
-    ok = mapped == (long)setup.nr_pages && check_mapping(tables);
+    ok = mapped == (long)setup.nr_pages - 1 && check_mapping(tables);
     walk_some(tables);
     ok = ok && alias_works(setup.nr_pages - 1);
     ok = ok && xen_refuses_writable_table(tables);

@@ -19,7 +19,10 @@
  * and a boot stack page just after them, rounded up to a 4 MiB boundary
  * with at least 512 KiB to spare (kernel/mm/pagetable_boot.c). pt_map_all()
  * extends the tables until every page is mapped at virtual = pfn <<
- * PAGE_SHIFT, the kernel being linked at 0. A missing table is made so:
+ * PAGE_SHIFT, the kernel being linked at 0; a page of the bootstrap area
+ * that the kernel unmapped itself (page 0, kernel/setup.c) stays unmapped,
+ * and pages already mapped keep their flags (the code stays read-only).
+ * A missing table is made so:
  *
  *   1. take the next frame after the bootstrap area (Xen mapped it
  *      writable) and zero it through that mapping;
@@ -251,7 +254,8 @@ static long find_table(unsigned long va, int level, bool create,
 /* --- mapping ------------------------------------------------------------- */
 
 /* Queue va -> mfn. With keep_present, an existing mapping stays as it is
- * (it must be of mfn) and 1 is returned. */
+ * and 1 is returned: it must be of mfn, or of a frame that is not one of
+ * ours, which the kernel mapped there on purpose (shared_info). */
 static long map_page(unsigned long va, unsigned long mfn, unsigned long flags,
                      bool keep_present)
 {
@@ -263,7 +267,7 @@ static long map_page(unsigned long va, unsigned long mfn, unsigned long flags,
         return rc;
     old = table_at(l1)[pt_index(va, 1)];
     if ((old & _PAGE_PRESENT) && keep_present) {
-        if (pte_mfn(old) != mfn)
+        if (pte_mfn(old) != mfn && pt_mfn_to_pfn(pte_mfn(old)) != PT_NO_FRAME)
             PANIC("map_page: %#lx maps mfn %#lx, expected %#lx", va,
                   pte_mfn(old), mfn);
         return 1;
@@ -352,6 +356,18 @@ long pt_unmap(unsigned long va, unsigned long count)
     return rc < 0 ? rc : cleared;
 }
 
+/* Xen mapped all of its bootstrap area: a page there that is not mapped
+ * any more was unmapped on purpose (page 0, so that NULL faults). */
+static bool unmapped_on_purpose(unsigned long pfn)
+{
+    struct pt_walk walk;
+
+    if (pfn >= pt->boot.mapped_end_pfn)
+        return false;
+    pt_walk(pfn << PAGE_SHIFT, &walk);
+    return !walk.present;
+}
+
 long pt_map_all(void)
 {
     unsigned long pfn;
@@ -360,6 +376,8 @@ long pt_map_all(void)
     check_ready("pt_map_all");
     pt->xen_mapped = 0;
     for (pfn = 0; pfn < pt->setup.nr_pages; pfn++) {
+        if (unmapped_on_purpose(pfn))
+            continue;
         rc = map_page(pfn << PAGE_SHIFT, pt->setup.p2m[pfn], PT_DATA_FLAGS,
                       true);
         if (rc < 0)

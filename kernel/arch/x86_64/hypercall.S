@@ -10,12 +10,14 @@
  * saving.
  *
  * A number outside the page returns -ENOSYS (38) instead of jumping into
- * whatever follows it. Hypercall 23 (iret) must be jumped to, not called:
- * it is not reached through here.
+ * whatever follows it. Hypercall 23 (iret) returns -ENOSYS too: it must be
+ * jumped to with an iret frame on the stack (entry.S does), never called;
+ * called from here it would "return" to whatever the stack holds.
  */
 #define HYPERCALL_STUB_SHIFT 5
 #define HYPERCALL_MAX 128 /* 4096 / 32 stubs */
 #define ENOSYS 38
+#define HYPERCALL_IRET 23 /* __HYPERVISOR_iret in <xen/xen.h> */
 
     .text
     .globl hypercall
@@ -23,6 +25,8 @@
 hypercall:
     cmpl $HYPERCALL_MAX, %edi
     jae 1f
+    cmpl $HYPERCALL_IRET, %edi
+    je 1f
     movl %edi, %eax                 /* zero-extends nr into %rax */
     shlq $HYPERCALL_STUB_SHIFT, %rax
     leaq hypercall_page(%rip), %r11

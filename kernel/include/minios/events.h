@@ -36,6 +36,10 @@ typedef void (*evtchn_handler_t)(evtchn_port_t port, struct pt_regs *regs,
 /* The shared_info page, or NULL before it is set; used by events and time. */
 extern shared_info_t *HYPERVISOR_shared_info;
 
+/* Counts the calls of set_shared_info(): a new count is a new page, so a
+ * new clock (monotonic_clock() starts its clamp over). */
+extern unsigned long shared_info_generation;
+
 /* Use s as shared_info (the guest's mapping, or a page Python provides). */
 void set_shared_info(shared_info_t *s);
 /* Guest: map the machine page shared_info_ma (from start_info) onto a page

@@ -29,6 +29,10 @@ typedef uint64_t pgentry_t;
 #define PT_VA_LIMIT (1UL << 47)
 #define PT_NO_FRAME (~0UL)
 #define PT_MAGIC 0x7365626174656770UL /* "pgetabes" */
+/* Never mapped in the guest: far above the 1:1 map of the largest memory
+ * the kit boots (4 GiB) and below the 512 GiB slot the pagetables chapter
+ * borrows. The traps chapter reads it on purpose; crash=1 writes it. */
+#define PT_UNMAPPED_VA 0xdead00000UL
 
 /* Entry flags (the x86 architecture's; Xen's public headers have none). */
 #define _PAGE_PRESENT 0x001UL
@@ -149,7 +153,9 @@ long pt_map_mfn(unsigned long va, unsigned long mfn, unsigned long flags);
 /* Unmap `count` pages at va: the number that were mapped, or an error. */
 long pt_unmap(unsigned long va, unsigned long count);
 /* Map every page 1:1 (virtual = pfn << PAGE_SHIFT), keeping Xen's own
- * mappings. The number of pages mapped afterwards, or an error. */
+ * mappings as they are and leaving unmapped a page of Xen's bootstrap area
+ * that the kernel unmapped (page 0). The number of pages mapped
+ * afterwards, or an error. */
 long pt_map_all(void);
 /* Follow va through the four levels into *walk. */
 void pt_walk(unsigned long va, struct pt_walk *walk);

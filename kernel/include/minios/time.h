@@ -66,8 +66,13 @@ unsigned int read_time_info(const volatile struct vcpu_time_info *src,
                             struct time_snapshot *snap);
 /* System time (ns since Xen booted) at snap->tsc. */
 uint64_t snapshot_system_time(const struct time_snapshot *snap);
-/* Now, in ns of Xen system time, from vCPU 0's record in shared_info. */
+/* Now, in ns of Xen system time, from vCPU 0's record in shared_info.
+ * Never less than the value it returned last (for the same shared_info):
+ * if Xen's record goes back, the last value is returned again. */
 uint64_t monotonic_clock(void);
+/* Times monotonic_clock() returned its last value because Xen's record
+ * said an earlier time. */
+extern unsigned long monotonic_clamps;
 /* The wall-clock base (the date at system time 0), version protocol on
  * wc_version; returns the number of retries. */
 unsigned int read_wallclock_base(const volatile shared_info_t *s,
