@@ -35,8 +35,10 @@ from .live_qemu import PausedMachine, _die_with_parent
 
 CRASH_GRACE = 1.0
 
-# Sourced by gdb (-x): `break` and friends become hardware breakpoints.
-HBREAK_SCRIPT = '''\
+# Sourced by gdb (-x): `break` and friends become hardware breakpoints,
+# the sources are found, and `quit` ends QEMU rather than letting the guest
+# run on after gdb detaches.
+GDB_SCRIPT = '''\
 import gdb
 
 class HardwareBreak(gdb.Command):
@@ -51,9 +53,28 @@ class HardwareBreak(gdb.Command):
     def invoke(self, argument, from_tty):
         gdb.execute(self.target + " " + argument, from_tty)
 
+
+class StopGuest(gdb.Command):
+    """Kill QEMU (if it still runs) so that the guest stops with gdb."""
+
+    def __init__(self):
+        super().__init__("minios-lab-stop-guest", gdb.COMMAND_RUNNING)
+
+    def invoke(self, argument, from_tty):
+        try:
+            if gdb.selected_inferior().pid:
+                gdb.execute("kill", to_string=True)
+        except gdb.error:
+            pass
+
+
 for name in ("break", "b", "br", "bre", "brea"):
     HardwareBreak(name, "hbreak")
 HardwareBreak("tbreak", "thbreak")
+StopGuest()
+gdb.execute("define hook-quit\\nminios-lab-stop-guest\\nend")
+for folder in %(directories)r:
+    gdb.execute("directory " + folder, to_string=True)
 '''
 
 BANNER = ("minios-lab debug: Xen in QEMU is paused before its first "
@@ -87,9 +108,7 @@ def gdb_command(gdb: Path, elf: Path, port: int, script: Path,
                 args: argparse.Namespace) -> list[str]:
     """gdb, connected, with sources, hardware breakpoints, the user's -ex."""
     cmd = [str(gdb), "-q", "-nx"]
-    setup = ["set confirm off", f"directory {boot.REPO_DIR}",
-             f"directory {boot.KERNEL_DIR}",
-             f"target remote 127.0.0.1:{port}"]
+    setup = ["set confirm off", f"target remote 127.0.0.1:{port}"]
     if args.batch:
         cmd.append("-batch")
         setup.insert(0, "set pagination off")
@@ -101,7 +120,7 @@ def gdb_command(gdb: Path, elf: Path, port: int, script: Path,
     for line in args.commands:
         cmd += ["-ex", line]
     if args.batch:       # end QEMU before gdb detaches and lets it run on
-        cmd += ["-ex", "kill"]
+        cmd += ["-ex", "minios-lab-stop-guest"]
     return cmd + [str(elf)]
 
 
@@ -174,8 +193,9 @@ def debug(args: argparse.Namespace) -> int:
     watch = _Watch(machine, args.batch, args.timeout)
     try:
         with tempfile.TemporaryDirectory(prefix="minios-debug-") as tmp:
-            script = Path(tmp) / "hbreak.py"
-            script.write_text(HBREAK_SCRIPT)
+            script = Path(tmp) / "minios_lab_gdb.py"
+            script.write_text(GDB_SCRIPT % {"directories": [
+                str(boot.REPO_DIR), str(boot.KERNEL_DIR)]})
             watch.start()
             status = _run_gdb(gdb_command(gdb, elf, machine.port, script,
                                           args))

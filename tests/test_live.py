@@ -498,3 +498,72 @@ def test_cli_killed_takes_qemu_along(guest_image) -> None:
             break
         threading.Event().wait(0.1)
     assert processes_with(mark) == []
+
+
+def test_cli_interactive_quit_stops_qemu(guest_image) -> None:
+    mark = marker()
+    done = subprocess.run(
+        CLI + ["debug", "--no-build", "--", mark], cwd=REPO, timeout=120,
+        input="break start_kernel\ncontinue\nprint si->nr_pages\nquit\n",
+        capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "$1 = 16384" in done.stdout
+    assert "paused before its first instruction" in done.stdout
+    assert "start_info: magic" not in done.stdout   # quit ended QEMU
+    assert processes_with(mark) == []
+
+
+class Terminal:
+    """The debug command on a pseudo-terminal, as a learner runs it."""
+
+    def __init__(self, argv: list[str]):
+        import pty
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:     # the child: become the command
+            os.chdir(REPO)
+            os.execv(sys.executable, [sys.executable, *argv[1:]])
+        self.seen = b""
+
+    def expect(self, text: str, timeout: float = 60) -> None:
+        import select
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} in:\n{self.seen.decode()[-2000:]}"
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    self.seen += os.read(self.fd, 65536)
+                except OSError:
+                    break
+        assert text.encode() in self.seen, self.seen.decode()[-2000:]
+
+    def send(self, text: str) -> None:
+        os.write(self.fd, text.encode())
+
+    def wait(self) -> int:
+        for _ in range(600):
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.1)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("the debug command did not exit")
+
+
+def test_cli_ctrl_c_stops_the_guest_not_the_command(guest_image) -> None:
+    mark = marker()
+    term = Terminal(CLI + ["debug", "--no-build", "--", "hang=1", mark])
+    term.expect("(gdb)")
+    term.send("continue\n")
+    term.expect("hang=1: spinning forever")
+    term.send("\x03")                       # what the terminal sends
+    term.expect("SIGINT")
+    term.send("print 6 * 7\n")
+    term.expect("= 42")
+    term.send("bt\n")
+    term.expect("hang_if_asked")
+    term.send("quit\n")
+    assert term.wait() == 0
+    assert processes_with(mark) == []
