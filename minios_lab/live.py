@@ -131,6 +131,24 @@ class LiveGuest:
                                 f"({self.closed_because}); start a new one")
         return self.gdb
 
+    def _command(self, mi: str) -> Any:
+        return self._command_output(mi)[0]
+
+    def _command_output(self, mi: str) -> tuple[Any, str]:
+        """An MI command on a stopped guest. If QEMU has gone meanwhile
+        (killed, or the machine died), the session ends here."""
+        gdb = self._session()
+        try:
+            return gdb.command_output(mi)
+        except GdbError:
+            if self.machine is not None and not self.machine.running:
+                raise self._fail(GuestExited(
+                    "QEMU is gone: the session has ended, gdb is stopped"),
+                    "QEMU gone") from None
+            raise
+        except (LiveError, KeyboardInterrupt) as err:
+            raise self._failure(err, f"answer {mi.split()[0]}") from None
+
     def _fail(self, error: BaseException, reason: str) -> BaseException:
         """End the session for `reason`; return `error` to raise."""
         self.close(reason)
@@ -141,12 +159,12 @@ class LiveGuest:
         """A hardware breakpoint at a function, file:line or *address;
         returns its number."""
         flags = "-h -t" if temporary else "-h"
-        result = self._session().command(
+        result = self._command(
             f"-break-insert {flags} {mi_quote(location)}")
         return int(result["bkpt"]["number"])
 
     def delete(self, number: int) -> None:
-        self._session().command(f"-break-delete {number}")
+        self._command(f"-break-delete {number}")
 
     def run_to(self, location: str, timeout: Optional[float] = None) -> Stop:
         """Run until `location` (a temporary breakpoint) and return the
@@ -237,7 +255,7 @@ class LiveGuest:
     # -- looking ------------------------------------------------------------
     def eval(self, expression: str) -> str:
         """gdb's value of a C expression, as gdb prints it."""
-        result = self._session().command(
+        result = self._command(
             f"-data-evaluate-expression {mi_quote(expression)}")
         return result["value"]
 
@@ -272,7 +290,7 @@ class LiveGuest:
         if size == 0:
             return b""
         start = self.address(where)
-        result = self._session().command(
+        result = self._command(
             f"-data-read-memory-bytes {start:#x} {size}")
         data = b"".join(bytes.fromhex(block["contents"])
                         for block in result["memory"])
@@ -290,11 +308,10 @@ class LiveGuest:
     def registers(self, names: Optional[list[str]] = None) -> dict[str, int]:
         """The CPU's registers as gdb sees them (rip, rsp, rflags as
         eflags, cs, cr2, cr3, ...): every integer register, or `names`."""
-        gdb = self._session()
         if self._registers is None:
-            self._registers = gdb.command(
+            self._registers = self._command(
                 "-data-list-register-names")["register-names"]
-        values = gdb.command("-data-list-register-values x")
+        values = self._command("-data-list-register-values x")
         found = {}
         for entry in values["register-values"]:
             name = self._registers[int(entry["number"])]
@@ -310,13 +327,13 @@ class LiveGuest:
 
     def cli(self, command: str) -> str:
         """Any gdb command (bt, list, info frame, x/4i $pc): its output."""
-        _, text = self._session().command_output(
+        _, text = self._command_output(
             f"-interpreter-exec console {mi_quote(command)}")
         return text
 
     def backtrace(self) -> list[str]:
         """Function names of the stack, innermost first."""
-        frames = self._session().command("-stack-list-frames")["stack"]
+        frames = self._command("-stack-list-frames")["stack"]
         return [f.get("frame", f).get("func", "??") for f in frames]
 
     # -- snapshots ----------------------------------------------------------

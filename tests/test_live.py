@@ -379,6 +379,15 @@ def test_learner_interrupt(guest_image) -> None:
     assert processes_with(mark) == []
 
 
+def test_qemu_gone_while_stopped(guest_image) -> None:
+    guest = LiveGuest(build=False)
+    guest.run_to("start_kernel")
+    guest.machine.stop()                  # QEMU dies under a stopped guest
+    with pytest.raises(GuestExited, match="QEMU is gone"):
+        guest.eval("si->nr_pages")
+    assert_stopped(guest)
+
+
 def test_gdb_missing_starts_nothing(guest_image, monkeypatch) -> None:
     mark = marker()
     monkeypatch.setenv("MINIOS_GDB", "/nonexistent/gdb")
