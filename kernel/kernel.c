@@ -95,21 +95,22 @@ static int run_chapters(void)
     return failed;
 }
 
-/* Pointers the compiler cannot see through: it must emit the access. */
-static const unsigned long *volatile null_pointer;
+/* Pointers the compiler cannot see through (it must emit the access), and
+ * where the NULL read goes (so that it is a statement of its own). */
+static const volatile unsigned long *volatile null_pointer;
 static volatile unsigned char *volatile text_pointer;
+static volatile unsigned long crash_sink;
 
 static void crash_if_asked(void)
 {
     const char *how = boot_arg(&boot_info, "crash");
-    unsigned long value;
 
     if (how == NULL || strcmp(how, "0") == 0)
         return;
     if (strcmp(how, "null") == 0) {
         printk("crash=null: reading through a NULL pointer\n");
-        value = *null_pointer;
-        printk("crash=null: read %#lx: page 0 is mapped!\n", value);
+        crash_sink = *null_pointer;
+        printk("crash=null: the read came back: page 0 is mapped!\n");
     } else if (strcmp(how, "text") == 0) {
         text_pointer = (volatile unsigned char *)(unsigned long)start_kernel;
         printk("crash=text: writing into the code of start_kernel\n");

@@ -1,0 +1,355 @@
+"""Faults in the real guest on Xen in QEMU, and in the harness around it.
+
+Each fault ends in its documented outcome: the guest's own page-fault
+report (outcome "crash", with the function, kernel/file.c:line and cr2), a
+timeout with the last lines, an "error" that quotes QEMU, and never a QEMU
+left running, even when the Python process that started it is killed.
+
+Boots whose output several tests read are shared (module-scoped fixtures).
+The fault injected into kernel C lives in a copy of kernel/ (the
+kernel_copy fixture), never in kernel/ itself.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, edit
+from minios_lab import qemu_proc
+from minios_lab.boot import BootResult, boot, build_image
+from minios_lab.start_of_day import symbol_address
+
+KERNEL_C = REPO / "kernel" / "kernel.c"
+UNMAPPED = 0xDEAD00000        # PT_UNMAPPED_VA in <minios/pagetable.h>
+CHAPTERS = ["libc", "pagetables", "mm", "traps", "events", "time"]
+GONE_WITHIN = 10.0            # seconds: liveness limit, not a measurement
+
+
+def _boot(cmdline: str, **kwargs) -> BootResult:
+    kwargs.setdefault("timeout", 60)
+    return boot(cmdline, build=False, **kwargs)
+
+
+def _line_of(path: Path, text: str) -> int:
+    lines = path.read_text().splitlines()
+    found = [i + 1 for i, line in enumerate(lines) if text in line]
+    assert len(found) == 1, f"{text!r} must occur once in {path}"
+    return found[0]
+
+
+def _qemu_gone(pid: int, within: float = GONE_WITHIN) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if qemu_proc.start_time(pid) is None or not qemu_proc.is_qemu(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _assert_guest_page_fault(result: BootResult, cr2: int, fault: str,
+                             source_text: str) -> None:
+    """The guest reported it: its line, then a crash report naming the
+    function, the source line and cr2."""
+    assert result.outcome == "crash", result.report()
+    line = next(x for x in result.guest_lines if x.startswith("page fault:"))
+    assert line.startswith(f"page fault: cr2 {cr2:#x} ({fault}) at rip 0x")
+    crash = result.crash
+    assert crash is not None and crash.kind == "dom0 crash"
+    assert crash.cr2 == cr2 and crash.fault == fault
+    assert crash.rip == int(line.rsplit(" ", 1)[1], 16)
+    assert crash.symbol is not None and crash.symbol.startswith(
+        "start_kernel+")            # crash_if_asked() is inlined there
+    assert crash.source == f"kernel/kernel.c:{_line_of(KERNEL_C, source_text)}"
+    assert f"page fault address (cr2): {cr2:#x} ({fault})" in result.report()
+    assert result.result_line is None
+    assert _qemu_gone(result.qemu_pid)
+
+
+@pytest.fixture(scope="module")
+def image(guest_image) -> Path:
+    return guest_image
+
+
+@pytest.fixture(scope="module")
+def null_read(image) -> BootResult:
+    return _boot("crash=null")
+
+
+@pytest.fixture(scope="module")
+def text_write(image) -> BootResult:
+    return _boot("crash=text")
+
+
+@pytest.fixture(scope="module")
+def plain(image) -> BootResult:
+    return _boot("chapters=0 probe=iret")
+
+
+# --- the guest's own page-fault reports ----------------------------------------
+
+def test_null_read_is_the_guests_page_fault(null_read: BootResult):
+    _assert_guest_page_fault(null_read, 0, "read, not present, kernel",
+                             "crash_sink = *null_pointer;")
+    assert not any("page 0 is mapped" in x for x in null_read.guest_lines)
+
+
+def test_write_into_text_is_the_guests_page_fault(text_write: BootResult,
+                                                  image: Path):
+    start_kernel = symbol_address(image, "start_kernel")
+    _assert_guest_page_fault(text_write, start_kernel,
+                             "write, present, kernel",
+                             "*text_pointer = 0xcc;")
+    assert not any("is writable!" in x for x in text_write.guest_lines)
+
+
+def test_write_to_unmapped_address_is_the_guests_page_fault(image: Path):
+    result = _boot("crash=1")
+    _assert_guest_page_fault(result, UNMAPPED, "write, not present, kernel",
+                             "*(volatile unsigned long *)PT_UNMAPPED_VA = 1;")
+    assert any("crash=1" in line for line in result.crash.last_lines)
+
+
+def test_fault_inside_a_chapter_is_reported_by_the_guest(image: Path):
+    # The traps chapter's fatal read (no fix-up) is in assembly.
+    result = _boot("ticks=0 trapfatal=1")
+    assert result.outcome == "crash", result.report()
+    crash = result.crash
+    assert crash.cr2 == UNMAPPED and crash.fault == "read, not present, kernel"
+    assert crash.rip == symbol_address(image, "trap_demo_read_fault")
+    assert crash.symbol.startswith("trap_demo_read")
+    assert crash.source.startswith("kernel/arch/x86_64/trap_demo.S:")
+
+
+def test_safety_net_is_laid_before_the_first_chapter(plain: BootResult):
+    assert plain.succeeded, plain.report()
+    opening = plain.opening
+    assert ("start of day: trap table and event/failsafe callbacks "
+            "registered") in opening
+    assert ("start of day: page 0 unmapped; kernel text and read-only data "
+            "mapped read-only") in opening
+
+
+def test_a_fault_before_the_safety_net_is_still_named(kernel_copy: Path):
+    # Without the trap table Xen crashes the domain itself: its register
+    # dump still gives the function and cr2.
+    edit(kernel_copy / "kernel.c", "    setup_safety_net();\n", "")
+    elf = build_image(kernel_copy)
+    result = boot("crash=1", build=False, kernel_dir=kernel_copy, timeout=60)
+    assert result.outcome == "crash", result.report()
+    assert not any(x.startswith("page fault:") for x in result.guest_lines)
+    crash = result.crash
+    assert crash.cr2 == UNMAPPED and crash.fault is None
+    assert crash.symbol.startswith("start_kernel+")
+    assert crash.source.startswith("kernel/kernel.c:")
+    assert elf.exists()
+
+
+# --- hangs, errors, QEMU's life ---------------------------------------------------
+
+def test_hang_is_a_timeout_with_the_last_lines(image: Path):
+    result = _boot("hang=1", timeout=5)
+    assert result.outcome == "timeout"
+    assert result.crash is None
+    report = result.report()
+    tail = report[report.index("last console lines:"):]
+    assert "hang=1: spinning forever" in tail
+    assert _qemu_gone(result.qemu_pid)
+
+
+@pytest.mark.parametrize("status", [0, 1])
+def test_qemu_with_no_output_is_an_error(image: Path, tmp_path: Path,
+                                         monkeypatch, status: int):
+    fake = tmp_path / "qemu-system-x86_64"
+    fake.write_text("#!/bin/sh\necho 'qemu: cannot set up guest memory "
+                    f"(on purpose)' >&2\nexit {status}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MINIOS_QEMU", str(fake))
+    result = _boot("")
+    assert result.outcome == "error"
+    assert result.crash is None
+    assert "cannot set up guest memory (on purpose)" in str(result)
+    assert f"status {status}" in str(result)
+
+
+def test_xen_version_comes_from_xens_banner(plain: BootResult):
+    banner = next(x for x in plain.xen_lines if "Xen version" in x)
+    assert plain.xen_version is not None
+    assert plain.xen_version.startswith("4.17.")
+    assert f"Xen version {plain.xen_version} " in banner
+    assert f"Xen version {plain.xen_version}" in plain.report()
+
+
+SPAWN_SCRIPT = """
+from minios_lab import boot as b, qemu_proc
+real_spawn = qemu_proc.spawn
+def spawn(*args, **kwargs):
+    proc = real_spawn(*args, **kwargs)
+    print("qemu pid", proc.pid, flush=True)
+    return proc
+qemu_proc.spawn = spawn
+b.boot("hang=1", build=False, timeout=120)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_qemu_dies_with_the_python_that_started_it(image: Path, sig):
+    proc = subprocess.Popen([sys.executable, "-c", SPAWN_SCRIPT],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("qemu pid"), first
+        pid = int(first.split()[2])
+        assert qemu_proc.is_qemu(pid)
+        proc.send_signal(sig)
+        proc.wait(timeout=GONE_WITHIN)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -sig
+    assert _qemu_gone(pid)
+    # Its pid file stays behind (the parent had no chance to remove it);
+    # the next boot's reaping removes it.
+    qemu_proc.reap_orphans()
+    folder = qemu_proc.pid_dir()
+    assert folder is None or not (folder / f"{pid}.pid").exists()
+
+
+def _dead_pid() -> tuple[int, int]:
+    """A process that ran and ended: its pid and start time."""
+    child = subprocess.Popen(["sleep", "0.2"])
+    started = qemu_proc.start_time(child.pid)
+    child.wait()
+    assert started is not None
+    return child.pid, started
+
+
+def _fake_qemu() -> subprocess.Popen:
+    return subprocess.Popen(["bash", "-c", "exec -a qemu-system-x86_64 "
+                             "sleep 60"], start_new_session=True)
+
+
+def test_a_qemu_left_by_a_dead_process_is_reaped(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIOS_LAB_CACHE", str(tmp_path))
+    folder = qemu_proc.pid_dir()
+    orphan, innocent = _fake_qemu(), subprocess.Popen(["sleep", "60"])
+    try:
+        time.sleep(0.2)           # let bash exec into "qemu-system-x86_64"
+        assert qemu_proc.is_qemu(orphan.pid)
+        parent, parent_start = _dead_pid()
+        for proc in (orphan, innocent):
+            (folder / f"{proc.pid}.pid").write_text(
+                f"{proc.pid} {parent} {qemu_proc.start_time(proc.pid)} "
+                f"{parent_start}\n")
+        (folder / "999999.pid").write_text("garbage\n")
+        assert qemu_proc.reap_orphans() == [orphan.pid]
+        assert orphan.wait(timeout=GONE_WITHIN) == -signal.SIGKILL
+        assert innocent.poll() is None          # not a QEMU: left alone
+        assert list(folder.glob("*.pid")) == []
+    finally:
+        for proc in (orphan, innocent):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_qemu_whose_parent_lives_is_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIOS_LAB_CACHE", str(tmp_path))
+    folder = qemu_proc.pid_dir()
+    running = _fake_qemu()
+    try:
+        time.sleep(0.2)
+        me = os.getpid()
+        (folder / f"{running.pid}.pid").write_text(
+            f"{running.pid} {me} {qemu_proc.start_time(running.pid)} "
+            f"{qemu_proc.start_time(me)}\n")
+        assert qemu_proc.reap_orphans() == []
+        assert running.poll() is None
+        assert (folder / f"{running.pid}.pid").exists()
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_a_boot_leaves_no_pid_file(plain: BootResult):
+    folder = qemu_proc.pid_dir()
+    assert folder is not None
+    assert not (folder / f"{plain.qemu_pid}.pid").exists()
+
+
+# --- memory sizes ------------------------------------------------------------------
+
+def test_every_chapter_passes_at_4096_mib(image: Path):
+    result = _boot("ticks=0", memory_mb=4096, timeout=240)
+    assert result.succeeded, result.report()
+    assert list(result.chapters) == CHAPTERS
+    assert set(result.chapters.values()) == {"PASS"}
+    traps = "\n".join(result.section("traps"))
+    assert f"traps: cr2 {UNMAPPED:#x} (expected {UNMAPPED:#x})" in traps
+    assert "pages mapped 1048575 of 1048576 (4096 MiB)" in "\n".join(
+        result.section("pagetables"))
+
+
+# --- hypercall(__HYPERVISOR_iret) is refused ---------------------------------------
+
+def test_guest_hypercall_refuses_iret(plain: BootResult):
+    assert ("probe=iret: hypercall(__HYPERVISOR_iret) returned -38"
+            in plain.guest_lines)
+
+
+def _local_function(module_file: str, name: str, exported: str):
+    """A static (objcopy-localized) function of a host-built module, found
+    from its offset to an exported one."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(module_file, "rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        value = {s.name: s["st_value"] for s in symtab.iter_symbols()
+                 if s.name in (name, exported)}
+    so = ctypes.CDLL(module_file)
+    base = ctypes.cast(getattr(so, exported), ctypes.c_void_p).value
+    address = base - value[exported] + value[name]
+    prototype = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_uint,
+                                 *[ctypes.c_ulong] * 5)
+    return prototype(address)
+
+
+def test_host_hypercall_refuses_iret_before_python_sees_it():
+    from minios_lab.units import load
+
+    kernel = load("libc")
+    hypercall = _local_function(kernel.module.__file__, "hypercall",
+                                "host_hypercall")
+    assert kernel.call(hypercall, 17, 0, 0, 0, 0, 0) == -38   # xen_version
+    assert kernel.hypervisor.call_names() == ["xen_version"]  # reached
+    assert kernel.call(hypercall, 23, 0, 0, 0, 0, 0) == -38   # iret
+    assert kernel.hypervisor.call_names() == ["xen_version"]  # not reached
+
+
+# --- monotonic_clock() never goes back -------------------------------------------
+
+def test_monotonic_clock_holds_when_xens_record_goes_back():
+    from minios_lab.time import Clock
+
+    clock = Clock(tsc_hz=2_000_000_000, system_time=10**9)
+    clock.advance_ns(5_000_000)
+    before = clock.monotonic_clock()          # sets this clock's page
+    assert before >= 10**9 + 5_000_000
+    r = clock.record
+    # Xen writes a record that says an earlier time (1 ms back).
+    clock.set_time_info(before - 10**6, clock.tsc, r.mul, r.shift)
+    kernel = clock.kernel          # the same page: no set_shared_info()
+    assert clock.record.at(clock.tsc) < before    # Xen's time went back
+    assert kernel.monotonic_clock() == before     # held, not 1 ms back
+    assert kernel.monotonic_clock() == before
+    clock.advance_ns(3_000_000)                   # the record catches up
+    later = kernel.monotonic_clock()
+    assert later == clock.record.at(clock.tsc) > before
+    # A new shared_info page is a new clock: no clamp carried over.
+    fresh = Clock(tsc_hz=2_000_000_000, system_time=0)
+    assert fresh.monotonic_clock() < before
