@@ -31,7 +31,7 @@ from typing import Optional
 from . import boot
 from .errors import MiniosLabError
 from .live_gdb import gdb_binary
-from .live_qemu import PausedMachine, _die_with_parent
+from .live_qemu import PausedMachine, die_with_parent
 
 CRASH_GRACE = 1.0
 
@@ -172,7 +172,7 @@ def _run_gdb(cmd: list[str]) -> int:
     """Run gdb in the foreground; Ctrl-C is gdb's while it runs."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(cmd, preexec_fn=die_with_parent())
         try:
             return proc.wait()
         finally:

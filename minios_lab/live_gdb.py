@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .live_qemu import (GdbError, GdbMissing, LiveError, _die_with_parent,
+from .live_qemu import (GdbError, GdbMissing, LiveError, die_with_parent,
                         kill_group)
 
 COMMAND_TIMEOUT = 20.0      # a gdb command (not a run) answers within this
@@ -116,7 +116,7 @@ class MiSession:
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent)
+            preexec_fn=die_with_parent())
         from pygdbmi.IoManager import IoManager
 
         self.io = IoManager(self.proc.stdin, self.proc.stdout, None)

@@ -11,10 +11,13 @@ The first layer under :mod:`minios_lab.live` and ``minios-lab debug``:
   it, so the machine waits until *its own* QEMU has a listening socket on
   the port (read from /proc) and starts again on a new port if QEMU died
   saying the address was in use.
-* QEMU runs in a session of its own (Ctrl-C in a terminal or Jupyter's
-  interrupt does not reach it) and dies with the process that started it
-  (``PR_SET_PDEATHSIG``); :meth:`PausedMachine.stop` kills its process
-  group and reaps it. It is idempotent and always called on the way out.
+* QEMU is started and stopped by :mod:`minios_lab.qemu_proc`, as for a
+  boot: a session of its own (Ctrl-C in a terminal or Jupyter's interrupt
+  does not reach it), death with the thread that started it
+  (``PR_SET_PDEATHSIG``), a pid file that lets a later run reap it;
+  :meth:`PausedMachine.stop` kills its process group and reaps it. It is
+  idempotent and always called on the way out. gdb gets the same
+  treatment here (:func:`die_with_parent`, :func:`kill_group`).
 * A reader thread collects the serial console (Xen's lines and the
   guest's, split as :func:`minios_lab.boot.split_console_line` does) and
   watches for the end of the guest: a crash report from Xen, or a
@@ -34,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import boot
+from . import boot, qemu_proc
 from .errors import MiniosLabError
 
 LISTEN_TIMEOUT = 10.0      # QEMU has its gdb socket listening within this
@@ -88,11 +91,18 @@ class SessionClosed(LiveError):
 
 # --- processes ---------------------------------------------------------------
 
-def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL this child when the thread that started it
-    ends (the process, for the main thread)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def die_with_parent() -> Callable[[], None]:
+    """A preexec_fn: the child gets SIGKILL when the thread that started
+    it ends (the process, from the main thread), and exits at once if that
+    already happened. prctl is looked up here, in the parent."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+    return setup
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -219,11 +229,11 @@ class PausedMachine:
 
     def _start(self) -> bool:
         """Start QEMU; True once it listens, False if the port was taken."""
-        try:
-            self.proc = subprocess.Popen(
+        self.stderr = b""
+        try:       # qemu_proc: own session, dies with us, pid file
+            self.proc = qemu_proc.spawn(
                 self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                stderr=subprocess.PIPE)
         except OSError as err:
             raise LiveError(f"cannot start QEMU: {err}") from err
         threading.Thread(target=self.console.read_from,
@@ -276,4 +286,4 @@ class PausedMachine:
     def stop(self) -> None:
         """Kill QEMU (its whole process group) and reap it; idempotent."""
         if self.proc is not None:
-            kill_group(self.proc)
+            qemu_proc.stop(self.proc)
