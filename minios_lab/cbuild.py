@@ -261,6 +261,7 @@ def build_extension(name: str, unit: Unit, kernel_dir: Path,
     ffi = cffi.FFI()
     ffi.cdef(_cdef_text(unit))
     functions, variables = cglue.exported_names(ffi)
+    ffi.cdef(cglue.variadic_cdefs(functions))
     sources = list(dict.fromkeys(BASE_SOURCES + unit.sources))
     objects, found = compile_kernel_objects(sources, kernel_dir, workdir)
     kernel_obj = link_kernel_object(objects, set(functions) | variables,

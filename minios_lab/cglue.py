@@ -73,6 +73,55 @@ def guard_source(name: str, tp) -> str:
     return "\n".join(line for line in body if line)
 
 
+MAX_VARIADIC_WORDS = 32
+
+
+def _fixed(tp) -> tuple[list[str], list[str]]:
+    params = [arg.get_c_name(f" a{i}") for i, arg in enumerate(tp.args)]
+    return params, [f"a{i}" for i in range(len(tp.args))]
+
+
+def variadic_guard_cdef(name: str, tp) -> str:
+    """The cdef of the guarded entry of variadic kernel function `name`:
+    its fixed parameters, then the variadic ones as 64-bit words."""
+    params, _ = _fixed(tp)
+    params += ["unsigned long nwords", "const unsigned long *words"]
+    return tp.result.get_c_name(
+        f" host_vguard_{name}({', '.join(params)})") + ";"
+
+
+def variadic_guard_source(name: str, tp) -> str:
+    """A guard for a variadic function, which C cannot wrap generically:
+    it takes the variadic arguments as words and calls `name` with as many
+    (the x86_64 ABI passes integers and pointers in 64-bit slots, which is
+    all the kernel's printf reads)."""
+    params, names = _fixed(tp)
+    is_void = tp.result.get_c_name("") == "void"
+    cases = []
+    for n in range(MAX_VARIADIC_WORDS + 1):
+        call = f"{name}({', '.join(names + [f'words[{i}]' for i in range(n)])})"
+        cases.append(f"        case {n}: " +
+                     (f"{call}; break;" if is_void else
+                      f"result = {call}; break;"))
+    head = variadic_guard_cdef(name, tp)[:-1]
+    return "\n".join([
+        f"static {head}",
+        "{",
+        "    struct host_guard guard;",
+        "" if is_void else f"    {tp.result.get_c_name(' result')};",
+        "" if is_void else "    memset(&result, 0, sizeof(result));",
+        "    host_guard_push(&guard);",
+        "    if (sigsetjmp(guard.env, 0) == 0) {",
+        "        switch (nwords) {",
+        *cases,
+        "        default: break;",
+        "        }",
+        "    }",
+        "    host_guard_pop(&guard);",
+        "    return" + ("" if is_void else " result") + ";",
+        "}"])
+
+
 def glue_source(headers: tuple[str, ...], functions: dict) -> str:
     """C source of the cffi module: headers, prototypes, guards.
 
@@ -88,6 +137,15 @@ def glue_source(headers: tuple[str, ...], functions: dict) -> str:
             continue
         if name.startswith(EXPORT_PREFIX):
             lines.append(tp.as_raw_function().get_c_name(f" {name}") + ";")
-        if not tp.ellipsis:
+        if tp.ellipsis:
+            lines.append(variadic_guard_source(name, tp))
+        else:
             lines.append(guard_source(name, tp))
     return "\n".join(lines) + "\n"
+
+
+def variadic_cdefs(functions: dict) -> str:
+    """cdef lines for the guarded entries of the variadic functions."""
+    return "\n".join(variadic_guard_cdef(name, tp)
+                     for name, tp in sorted(functions.items())
+                     if tp.ellipsis and not name.startswith("host_"))

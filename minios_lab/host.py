@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
 
-from . import faults
+from . import cglue, faults
 from .errors import (DomainShutdown, KernelFault, KernelInterrupt,
                      KernelPanic, KernelUnusable)
 
@@ -218,6 +218,10 @@ class KernelLib:
         lib = self.__dict__["lib"]
         names = self.__dict__.setdefault("_names", set(dir(lib)))
         for candidate in (name, "minios_" + name):
+            if "host_vguard_" + candidate in names:
+                return self._variadic(getattr(lib, candidate),
+                                      getattr(lib, "host_vguard_" + candidate),
+                                      candidate)
             if candidate in names:
                 value = getattr(lib, candidate)
                 return self._guarded(value) if callable(value) else value
@@ -228,6 +232,27 @@ class KernelLib:
             __tracebackhide__ = True  # IPython: show the cell, not this
             return self.call(function, *args)
         call.__name__ = getattr(function, "__name__", "kernel_function")
+        return call
+
+    def _variadic(self, function: Any, guarded: Any,
+                  name: str) -> Callable[..., Any]:
+        """A variadic kernel function, called through its guard: the fixed
+        arguments as they are, the variadic ones (cdata, as cffi requires)
+        as 64-bit words."""
+        fixed = len(self.ffi.typeof(function).args)
+
+        def call(*args: Any) -> Any:
+            __tracebackhide__ = True  # IPython: show the cell, not this
+            words = [_word(self.ffi, a, fixed + i + 1)
+                     for i, a in enumerate(args[fixed:])]
+            if len(words) > cglue.MAX_VARIADIC_WORDS:
+                raise TypeError(f"{_name(name)}: at most "
+                                f"{cglue.MAX_VARIADIC_WORDS} variadic "
+                                f"arguments, not {len(words)}")
+            array = self.ffi.new("unsigned long[]", words or [0])
+            return self._invoke(guarded, (*args[:fixed], len(words), array),
+                                (name, args))
+        call.__name__ = _name(name)
         return call
 
     def _check_usable(self) -> None:
@@ -242,6 +267,12 @@ class KernelLib:
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a kernel function with this unit's hypervisor serving it."""
         __tracebackhide__ = True  # IPython: show the cell, not this
+        return self._invoke(function, args)
+
+    def _invoke(self, function: Callable[..., Any], args: tuple,
+                shown: tuple[Callable[..., Any], tuple] | None = None) -> Any:
+        """call(); `shown` is the (function, args) to name in errors."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         if self.broken is not None:
             self._check_usable()
         key, active = self._key, _Registry.active
@@ -251,7 +282,8 @@ class KernelLib:
             try:
                 result = function(*args)
             except OverflowError as err:  # cffi: the value does not fit
-                raise ValueError(f"{_describe(_name(function), args)}: "
+                name, values = shown or (function, args)
+                raise ValueError(f"{_describe(_name(name), values)}: "
                                  f"{err}") from None
             finally:
                 active[key] = previous
@@ -260,7 +292,7 @@ class KernelLib:
                 return result
             error = _Registry.errors.pop(key, None)
         if outcome in (faults.FAULTED, faults.INTERRUPTED):
-            self._stopped(outcome, function, args)
+            self._stopped(outcome, *(shown or (function, args)))
         if error is not None:
             if isinstance(error, (KernelFault, KernelInterrupt)):
                 self.broken = error
@@ -291,6 +323,23 @@ class KernelLib:
         raise DomainShutdown(reason)
 
 
-def _name(function: Callable[..., Any]) -> str:
-    name = getattr(function, "__name__", "kernel_function")
+def _word(ffi: Any, arg: Any, position: int) -> int:
+    """A variadic argument as the 64-bit word the C callee reads."""
+    if not isinstance(arg, ffi.CData):
+        raise TypeError(f"argument {position} passed in the variadic part "
+                        f"needs to be a cdata object (got "
+                        f"{type(arg).__name__})")
+    kind = ffi.typeof(arg).kind
+    if kind == "primitive" and ffi.typeof(arg).cname in ("float", "double",
+                                                           "long double"):
+        raise TypeError(f"argument {position}: the kernel's printf has no "
+                        f"floating point")
+    if kind in ("pointer", "array", "function"):
+        return int(ffi.cast("uintptr_t", arg))
+    return int(ffi.cast("unsigned long", arg))
+
+
+def _name(function: Callable[..., Any] | str) -> str:
+    name = function if isinstance(function, str) else \
+        getattr(function, "__name__", "kernel_function")
     return name[len("minios_"):] if name.startswith("minios_") else name

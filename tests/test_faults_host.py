@@ -216,6 +216,34 @@ def test_heap_write_to_unmapped_memory_is_a_value_error():
     heap.check()
 
 
+def test_fault_in_the_kernels_printf_through_variadic_snprintf(kernel_copy):
+    line = inject(kernel_copy, "lib/printf.c",
+                  "    va_copy(args, ap);\n    format_all(",
+                  "    va_copy(args, ap);\n"
+                  "    if (fmt[0] == '!')\n"
+                  "        out.len = *(volatile size_t *)(size + 0xdead0000UL);\n"
+                  "    format_all(")
+    from minios_lab.libc import Libc
+    libc = Libc(load("libc", kernel_dir=kernel_copy))
+    assert libc.sprintf("%d-%s", -7, "ok") == "-7-ok"
+    with pytest.raises(KernelFault) as info:
+        libc.sprintf("!%d", 1)
+    fault = info.value
+    assert (fault.function, fault.file, fault.line) == (
+        "vsnprintf", "kernel/lib/printf.c", line + 2)
+    assert fault.address == 0xDEAD0000 and fault.call.startswith("snprintf(")
+    with pytest.raises(KernelUnusable):
+        libc.sprintf("%d", 1)
+
+
+def test_variadic_arguments_must_be_cdata():
+    libc = load("libc")
+    buf = libc.ffi.new("char[]", 16)
+    with pytest.raises(TypeError, match="cdata"):
+        libc.snprintf(buf, 16, b"%d", 5)
+    assert libc.snprintf(buf, 16, b"%d", libc.ffi.cast("int", 5)) == 1
+
+
 # --- panics and faults in nested calls and hypercalls --------------------------
 
 def test_bug_in_a_nested_call_is_a_panic_and_the_instance_goes_on(kernel_copy):
