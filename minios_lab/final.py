@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from .boot import KERNEL_DIR, BootResult
+from .boot import KERNEL_DIR, BootResult, image_path, load_symbols
 from .image import sections, symbol, xen_notes
 
 
@@ -51,3 +51,34 @@ def echo_guest(line: str) -> None:
     """For boot(echo=...): print the guest's lines as they come, not Xen's."""
     if not line.startswith("(XEN)"):
         print(line, flush=True)
+
+
+def crash_summary(result: BootResult, kernel_dir: Path = KERNEL_DIR) -> str:
+    """What a crashed boot says, without what varies from one build to the
+    next (addresses in the code are shown by name, offsets are left out):
+
+        outcome   crash (dom0 crash)
+        fault     read, not present, kernel
+        address   0x0 (cr2)
+        function  start_kernel
+        source    kernel/kernel.c:111
+    """
+    crash = result.crash
+    if crash is None:
+        return f"outcome   {result.outcome} (no crash)"
+    rows = [f"outcome   {result.outcome} ({crash.kind})"]
+    if crash.fault:
+        rows.append(f"fault     {crash.fault}")
+    if crash.cr2 is not None:
+        symbols = load_symbols(image_path(kernel_dir))
+        in_page_0 = crash.cr2 < 4096       # unmapped: a NULL pointer
+        named = symbols.resolve(crash.cr2) \
+            if symbols and not in_page_0 else None
+        where = f"{named} (in the kernel's code)" if named \
+            else f"{crash.cr2:#x}"
+        rows.append(f"address   {where} (cr2)")
+    if crash.symbol:
+        rows.append(f"function  {crash.symbol.split('+')[0]}")
+    if crash.source:
+        rows.append(f"source    {crash.source}")
+    return "\n".join(rows)

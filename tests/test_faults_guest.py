@@ -116,6 +116,19 @@ def test_write_to_unmapped_address_is_the_guests_page_fault(image: Path):
     assert any("crash=1" in line for line in result.crash.last_lines)
 
 
+def test_crash_summary_shows_nothing_that_varies(null_read, text_write):
+    from minios_lab.final import crash_summary
+
+    line = _line_of(KERNEL_C, "crash_sink = *null_pointer;")
+    assert crash_summary(null_read).splitlines() == [
+        "outcome   crash (dom0 crash)", "fault     read, not present, kernel",
+        "address   0x0 (cr2)", "function  start_kernel",
+        f"source    kernel/kernel.c:{line}"]
+    text = crash_summary(text_write)
+    assert "address   start_kernel+0x0 (in the kernel's code) (cr2)" in text
+    assert "fault     write, present, kernel" in text
+
+
 def test_fault_inside_a_chapter_is_reported_by_the_guest(image: Path):
     # The traps chapter's fatal read (no fix-up) is in assembly.
     result = _boot("ticks=0 trapfatal=1")
