@@ -101,7 +101,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="use kernel/build/minios.elf as it is")
     parser.add_argument("--xen-console", action="store_true",
                         help="print Xen's console lines too")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.timeout > 0:
+        parser.error(f"--timeout must be a positive number of seconds, not "
+                     f"{args.timeout}")
+    return args
 
 
 def gdb_command(gdb: Path, elf: Path, port: int, script: Path,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 BITS_PER_WORD = 64
 POOL_FIELDS = ("magic", "first_pfn", "end_pfn", "meta_pages", "free_lists",
                "nr_chunks", "free_pages", "allocs", "failed", "frees",
-               "splits", "merges")
+               "splits", "merges", "bitmap")
 CHUNK_FIELDS = ("link", "magic", "order")
 GUEST_HALF = 1 << 47      # the guest's part of the address space
 NOT_OURS = -1             # Table.pfn of a frame that is not the guest's
@@ -96,8 +96,8 @@ class LivePool:
         """One bool per managed page (True: allocated), as the host's."""
         pages = self.nr_pages - self.first_pfn
         words = -(-pages // BITS_PER_WORD)
-        raw = np.frombuffer(self.guest.read(self.base + self.size, words * 8),
-                            dtype=np.uint8)
+        raw = np.frombuffer(self.guest.read(self.base + self.off["bitmap"],
+                                            words * 8), dtype=np.uint8)
         return np.unpackbits(raw, bitorder="little").astype(bool)[:pages]
 
     def free_chunks(self) -> dict[int, list[int]]:

@@ -485,6 +485,17 @@ def test_cli_without_gdb(guest_image) -> None:
     assert processes_with(mark) == []
 
 
+def test_cli_refuses_bad_arguments_before_starting(guest_image) -> None:
+    mark = marker()
+    done = run_cli("--batch", "--no-build", "--memory", "5", "--", mark)
+    assert done.returncode == 1
+    assert "memory_mb must be a whole number of MiB from 16" in done.stderr
+    done = run_cli("--batch", "--timeout", "0", "--", mark)
+    assert done.returncode == 2
+    assert "--timeout must be a positive number of seconds" in done.stderr
+    assert processes_with(mark) == []
+
+
 def test_cli_killed_takes_qemu_along(guest_image) -> None:
     mark = marker()
     proc = subprocess.Popen(CLI + ["debug", "--batch", "--no-build",
