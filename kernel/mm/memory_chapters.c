@@ -173,9 +173,10 @@ int pagetables_chapter(void)
     tables = pt_current();
     print_bootstrap(tables);
     mapped = pt_map_all();
+    /* Every page is to be mapped but page 0 (the NULL guard). */
     printk("pagetables: Xen had mapped %lu pages; pages mapped %ld of %lu "
-           "(%lu MiB)\n",
-           tables->xen_mapped, mapped, setup.nr_pages,
+           "(%lu MiB, all but page 0)\n",
+           tables->xen_mapped, mapped, setup.nr_pages - 1,
            setup.nr_pages >> (20 - PAGE_SHIFT));
     ok = mapped == (long)setup.nr_pages - 1 && check_mapping(tables);
     walk_some(tables);
