@@ -187,7 +187,7 @@ class EventXen(Hypervisor):
         return domid in (DOMID_SELF, 0)
 
     def _alloc_unbound(self, arg: int) -> int:
-        op = self.ffi.cast("struct evtchn_alloc_unbound *", arg)
+        op = self.guest_ptr(arg, "struct evtchn_alloc_unbound", write=True)
         if not (self._is_self(op.dom) and self._is_self(op.remote_dom)):
             return -errno.ESRCH   # this Xen hosts only us
         port = self.free_port()
@@ -199,7 +199,7 @@ class EventXen(Hypervisor):
         return 0
 
     def _bind_interdomain(self, arg: int) -> int:
-        op = self.ffi.cast("struct evtchn_bind_interdomain *", arg)
+        op = self.guest_ptr(arg, "struct evtchn_bind_interdomain", write=True)
         remote = self.ports.get(op.remote_port)
         if not self._is_self(op.remote_dom):
             return -errno.ESRCH
@@ -216,7 +216,7 @@ class EventXen(Hypervisor):
         return 0
 
     def _bind_virq(self, arg: int) -> int:
-        op = self.ffi.cast("struct evtchn_bind_virq *", arg)
+        op = self.guest_ptr(arg, "struct evtchn_bind_virq", write=True)
         if op.virq >= NR_VIRQS:
             return -errno.EINVAL
         if op.vcpu != 0:
@@ -233,7 +233,7 @@ class EventXen(Hypervisor):
         return 0
 
     def _send(self, arg: int) -> int:
-        port = self.ffi.cast("struct evtchn_send *", arg).port
+        port = self.guest_ptr(arg, "struct evtchn_send").port
         record = self.ports.get(port)
         if record is None or record.state == "virq":
             return -errno.EINVAL
@@ -243,7 +243,7 @@ class EventXen(Hypervisor):
         return 0
 
     def _close(self, arg: int) -> int:
-        port = self.ffi.cast("struct evtchn_close *", arg).port
+        port = self.guest_ptr(arg, "struct evtchn_close").port
         record = self.ports.pop(port, None)
         if record is None:
             return -errno.EINVAL

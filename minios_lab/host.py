@@ -33,6 +33,10 @@ HOST_UNWIND = -0x7EAD0000
 MAX_GUEST_COPY = 1 << 24
 
 
+class GuestFault(Exception):
+    """A hypercall argument points where the guest has no memory."""
+
+
 @dataclass
 class HypercallRecord:
     """One hypercall the kernel made: its name, raw arguments and result."""
@@ -69,7 +73,11 @@ class Hypervisor:
         name = self._numbers.get(nr, f"hypercall_{nr}")
         handler: Callable[..., int] | None = getattr(self, f"do_{name}", None)
         self._note = ""
-        result = handler(*args) if handler else -errno.ENOSYS
+        try:
+            result = handler(*args) if handler else -errno.ENOSYS
+        except GuestFault as fault:   # copy_from_guest() failed, as in Xen
+            self.note(str(fault))
+            result = -errno.EFAULT
         self.calls.append(HypercallRecord(name, args, result, self._note))
         return result
 
@@ -88,6 +96,21 @@ class Hypervisor:
                               size) != 0:
             return None
         return bytes(self.ffi.buffer(out, size))
+
+    def guest_ptr(self, address: int, ctype: str, count: int = 1,
+                  write: bool = False) -> Any:
+        """`address` as a `ctype *` into the guest's memory, after proving
+        that `count` objects there can be read (and written, if `write`):
+        otherwise GuestFault, which the hypercall returns as -EFAULT. A
+        handler must use this, never a bare ffi.cast(), on a guest pointer:
+        a bad one would fault in Python, where no guard can catch it."""
+        size = self.ffi.sizeof(ctype) * max(count, 0)
+        data = self.copy_from_guest(address, size)
+        if data is None or (write and self.lib.host_copy(
+                self.ffi.cast("void *", address), data, size) != 0):
+            raise GuestFault(f"cannot {'write' if write else 'read'} "
+                             f"{count} x {ctype} at {address:#x}: -EFAULT")
+        return self.ffi.cast(ctype + " *", address)
 
     def read_guest(self, address: int, ctype: str) -> Any:
         """A copy of the guest's `ctype` object at `address` (a new cdata

@@ -65,8 +65,8 @@ class TimerHypervisor(EventXen):
             self.note("the default 100 Hz periodic timer is off")
             return 0
         if cmd == self.lib.VCPUOP_set_periodic_timer:
-            period = self.ffi.cast("struct vcpu_set_periodic_timer *",
-                                   arg).period_ns
+            period = self.guest_ptr(arg, "struct vcpu_set_periodic_timer"
+                                    ).period_ns
             self.periodic_ns = int(period)
             return 0
         return -errno.ENOSYS

@@ -112,10 +112,10 @@ class TrapsHypervisor(Hypervisor):
         self.raw_callbacks: list[tuple[int, int, int]] = []
 
     def do_set_trap_table(self, table: int, *_: int) -> int:
-        entries = self.ffi.cast("struct trap_info *", table)
         self.raw_table = []
         for i in range(256):                 # Xen stops at address 0
-            ti = entries[i]
+            ti = self.guest_ptr(table + i * self.ffi.sizeof(
+                "struct trap_info"), "struct trap_info")[0]
             if ti.address == 0:
                 break
             self.raw_table.append((ti.vector, ti.flags, ti.cs, ti.address))
@@ -125,7 +125,7 @@ class TrapsHypervisor(Hypervisor):
     def do_callback_op(self, cmd: int, arg: int, *_: int) -> int:
         if cmd != self.lib.CALLBACKOP_register:
             return -errno.ENOSYS
-        cb = self.ffi.cast("struct callback_register *", arg)
+        cb = self.guest_ptr(arg, "struct callback_register")
         self.raw_callbacks.append((cb.type, cb.flags, cb.address))
         self.note(f"callback type {cb.type} registered")
         return 0

@@ -371,7 +371,7 @@ class XenMMU(Hypervisor):
 
     def do_mmu_update(self, reqs: int, count: int, done: int, domid: int,
                       *_: int) -> int:
-        req = self.ffi.cast("mmu_update_t *", reqs)
+        req = self.guest_ptr(reqs, "mmu_update_t", count)
         rc, applied = 0, 0
         if domid != self.lib.DOMID_SELF:
             rc = self._refuse("mmu_update", "-", 0, _Refused(
@@ -385,7 +385,7 @@ class XenMMU(Hypervisor):
                 break
             applied += 1
         if done:
-            self.ffi.cast("unsigned int *", done)[0] = applied
+            self.guest_ptr(done, "unsigned int", write=True)[0] = applied
         if rc == 0:
             self.note(f"{applied} entries written")
         return rc
@@ -415,7 +415,7 @@ class XenMMU(Hypervisor):
 
     def do_mmuext_op(self, ops: int, count: int, done: int, domid: int,
                      *_: int) -> int:
-        op = self.ffi.cast("struct mmuext_op *", ops)
+        op = self.guest_ptr(ops, "struct mmuext_op", count)
         flushes = (self.lib.MMUEXT_TLB_FLUSH_LOCAL,
                    self.lib.MMUEXT_INVLPG_LOCAL)
         for i in range(count):
@@ -423,7 +423,7 @@ class XenMMU(Hypervisor):
                 return -errno.ENOSYS
             self.tlb_flushes += 1
         if done:
-            self.ffi.cast("unsigned int *", done)[0] = count
+            self.guest_ptr(done, "unsigned int", write=True)[0] = count
         return 0
 
 

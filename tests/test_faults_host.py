@@ -295,6 +295,20 @@ def test_bad_pointer_in_a_hypercall_is_efault_not_a_crash(kernel_copy):
     assert "EFAULT" in last.note and kernel.broken is None
 
 
+def test_bad_pointer_to_an_event_channel_op_is_efault(kernel_copy):
+    from minios_lab.events import EventChannels, EventError
+    inject(kernel_copy, "events.c",
+           "HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &op);",
+           "HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq,\n"
+           "                                                 (void *)0x10);")
+    events = EventChannels(kernel_dir=kernel_copy)
+    with pytest.raises(EventError) as info:
+        events.bind_virq(events.lib.VIRQ_TIMER)
+    assert info.value.errno == 14               # EFAULT, as Xen says
+    assert "cannot write" in events.xen.calls[-1].note
+    assert events.kernel.broken is None
+
+
 # --- Interrupt (SIGINT) ------------------------------------------------------------
 
 def interrupt_main_thread_after(seconds: float) -> threading.Timer:
