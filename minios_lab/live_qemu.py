@@ -214,6 +214,7 @@ class PausedMachine:
                  xen_args: str = ""):
         boot._check_boot_arguments(cmdline, memory_mb, 1.0)
         self.elf = elf
+        self.echo = echo
         self.console = Console(echo)
         self.proc: Optional[subprocess.Popen] = None
         self.port = 0
@@ -230,6 +231,7 @@ class PausedMachine:
     def _start(self) -> bool:
         """Start QEMU; True once it listens, False if the port was taken."""
         self.stderr = b""
+        self.console = Console(self.echo)     # nothing of a failed try
         try:       # qemu_proc: own session, dies with us, pid file
             self.proc = qemu_proc.spawn(
                 self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -417,6 +417,8 @@ def test_a_taken_port_is_replaced(guest_image, monkeypatch) -> None:
         try:
             assert machine.port != taken
             assert live_qemu.listening_on(machine.pid, machine.port)
+            time.sleep(0.5)      # the failed QEMU's console has ended by now
+            assert not machine.console.closed.is_set()
         finally:
             machine.stop()
     assert machine.proc.returncode is not None
