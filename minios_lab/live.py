@@ -246,11 +246,15 @@ class LiveGuest:
             raise GuestCrashed(
                 f"the guest crashed: {crash}\n{crash.report() if crash else ''}"
                 "\nQEMU and gdb are stopped.", crash)
-        if console.shutdown.is_set() or console.closed.is_set() \
-                or not machine.running:
-            raise GuestExited("the guest shut down (its last line: "
-                              f"{(self.console or ['(none)'])[-1]!r}); "
-                              "QEMU and gdb are stopped")
+        last = (self.console or ["(none)"])[-1]
+        if console.shutdown.is_set():
+            raise GuestExited(f"the guest shut down (its last line: "
+                              f"{last!r}); QEMU and gdb are stopped")
+        if console.closed.is_set() or not machine.running:
+            raise GuestExited(f"QEMU exited without a shutdown request (a "
+                              f"reset, e.g. a triple fault, or QEMU died; "
+                              f"the guest's last line: {last!r}); gdb is "
+                              f"stopped")
 
     # -- looking ------------------------------------------------------------
     def eval(self, expression: str) -> str:

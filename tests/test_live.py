@@ -388,6 +388,18 @@ def test_qemu_gone_while_stopped(guest_image) -> None:
     assert_stopped(guest)
 
 
+def test_qemu_dies_while_running(guest_image) -> None:
+    guest = LiveGuest("hang=1", build=False)
+    timer = threading.Timer(2.0, guest.machine.stop)
+    timer.start()
+    try:
+        with pytest.raises(GuestExited, match="without a shutdown request"):
+            guest.run_to("mm_chapter", timeout=60)
+    finally:
+        timer.cancel()
+    assert_stopped(guest)
+
+
 def test_gdb_missing_starts_nothing(guest_image, monkeypatch) -> None:
     mark = marker()
     monkeypatch.setenv("MINIOS_GDB", "/nonexistent/gdb")
