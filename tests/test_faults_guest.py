@@ -164,6 +164,37 @@ def test_a_fault_before_the_safety_net_is_still_named(kernel_copy: Path):
     assert elf.exists()
 
 
+def test_a_page_fault_handler_that_faults_stops_nested(kernel_copy: Path):
+    # A learner's handler that reads cr2 through NULL faults inside itself;
+    # the nesting limit turns the loop into the guest's PANIC.
+    edit(kernel_copy / "traps.c", "    cr2 = trap_vcpu->arch.cr2;\n",
+         "    cr2 = *(volatile unsigned long *)trap_fixup_find(0);\n")
+    build_image(kernel_copy)
+    result = boot("crash=1", build=False, kernel_dir=kernel_copy, timeout=60)
+    assert result.outcome == "crash", result.report()
+    assert "inside 2 nested handlers" in result.crash.reason
+    assert result.crash.symbol.startswith("do_page_fault+")
+    assert result.crash.source.startswith("kernel/traps.c:")
+
+
+def test_a_fault_in_an_event_handler_is_the_guests_report(kernel_copy):
+    # The timer's event handler follows a NULL state pointer at its third
+    # tick: the fault comes inside the event callback, on real Xen.
+    edit(kernel_copy / "timer.c", "    (void)regs;\n    next = timer_tick",
+         "    (void)regs;\n    if (t->ticks == 3)\n        t = NULL;\n"
+         "    next = timer_tick")
+    build_image(kernel_copy)
+    result = boot("ticks=10", build=False, kernel_dir=kernel_copy, timeout=60)
+    assert result.outcome == "crash", result.report()
+    crash = result.crash
+    assert crash.cr2 is not None and crash.cr2 < 4096     # NULL + a field
+    assert crash.fault is not None and crash.fault.endswith(
+        "not present, kernel")
+    assert crash.source.startswith("kernel/timer.c:")
+    assert result.chapters.get("events") == "PASS"
+    assert "time" not in result.chapters
+
+
 # --- hangs, errors, QEMU's life ---------------------------------------------------
 
 def test_hang_is_a_timeout_with_the_last_lines(image: Path):
