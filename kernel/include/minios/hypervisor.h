@@ -6,6 +6,10 @@
  * start of day (kernel/arch/x86_64/hypercall.S). In the host build it is a
  * call into Python, which plays Xen's part for one lesson
  * (kernel/host/hypercall.c). The typed wrappers below are the same in both.
+ *
+ * Both refuse __HYPERVISOR_iret with -ENOSYS (38): the iret hypercall is
+ * jumped to with an iret frame on the stack (kernel/arch/x86_64/entry.S),
+ * never called like the others.
  */
 #ifndef MINIOS_HYPERVISOR_H
 #define MINIOS_HYPERVISOR_H
