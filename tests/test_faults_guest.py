@@ -265,6 +265,26 @@ def test_qemu_dies_with_the_python_that_started_it(image: Path, sig):
     assert folder is None or not (folder / f"{pid}.pid").exists()
 
 
+def test_a_real_orphan_qemu_is_reaped_by_the_next_boot(image: Path):
+    # Guard 1 switched off in the child: its QEMU outlives it, as it would
+    # on a system without PR_SET_PDEATHSIG; the next boot's reaping ends it.
+    script = "from minios_lab import qemu_proc\n" \
+        "qemu_proc._prctl = lambda: None\n" + SPAWN_SCRIPT
+    proc = subprocess.Popen([sys.executable, "-c", script],
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        pid = int(proc.stdout.readline().split()[2])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=GONE_WITHIN)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = qemu_proc.reap_orphans()   # (or a concurrent boot's did)
+    assert _qemu_gone(pid)
+    folder = qemu_proc.pid_dir()
+    assert pid in killed or not (folder / f"{pid}.pid").exists()
+
+
 def _dead_pid() -> tuple[int, int]:
     """A process that ran and ended: its pid and start time."""
     child = subprocess.Popen(["sleep", "0.2"])
