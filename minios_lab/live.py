@@ -137,6 +137,7 @@ class LiveGuest:
     def _command_output(self, mi: str) -> tuple[Any, str]:
         """An MI command on a stopped guest. If QEMU has gone meanwhile
         (killed, or the machine died), the session ends here."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         gdb = self._session()
         try:
             return gdb.command_output(mi)
@@ -158,6 +159,7 @@ class LiveGuest:
     def break_at(self, location: str, temporary: bool = False) -> int:
         """A hardware breakpoint at a function, file:line or *address;
         returns its number."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         flags = "-h -t" if temporary else "-h"
         result = self._command(
             f"-break-insert {flags} {mi_quote(location)}")
@@ -169,6 +171,7 @@ class LiveGuest:
     def run_to(self, location: str, timeout: Optional[float] = None) -> Stop:
         """Run until `location` (a temporary breakpoint) and return the
         stop. If another breakpoint comes first, that is the stop."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         number = self.break_at(location, temporary=True)
         stop = self._run("-exec-continue", f"reach {location}",
                          timeout or self.timeout)
@@ -184,24 +187,29 @@ class LiveGuest:
 
     def cont(self, timeout: Optional[float] = None) -> Stop:
         """Continue until a breakpoint."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         return self._run("-exec-continue", "stop at a breakpoint",
                          timeout or self.timeout)
 
     def next(self, count: int = 1) -> Stop:
         """gdb's ``next``: the next source line, stepping over calls."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         return self._run(f"-exec-next {count}", "finish a step",
                          STEP_TIMEOUT)
 
     def step(self, count: int = 1) -> Stop:
         """gdb's ``step``: the next source line, into calls."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         return self._run(f"-exec-step {count}", "finish a step", STEP_TIMEOUT)
 
     def finish(self, timeout: Optional[float] = None) -> Stop:
         """Run until the current function returns."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         return self._run("-exec-finish", "return from the function",
                          timeout or self.timeout)
 
     def _run(self, mi: str, goal: str, timeout: float) -> Stop:
+        __tracebackhide__ = True  # IPython: show the cell, not this
         gdb = self._session()
         gdb.drain_stops()
         try:
@@ -259,12 +267,14 @@ class LiveGuest:
     # -- looking ------------------------------------------------------------
     def eval(self, expression: str) -> str:
         """gdb's value of a C expression, as gdb prints it."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         result = self._command(
             f"-data-evaluate-expression {mi_quote(expression)}")
         return result["value"]
 
     def value(self, expression: str) -> int:
         """An integer (or pointer) expression's value as an int."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         text = self.eval(f"(unsigned long)({expression})")
         return int(text.split()[0], 0)
 
@@ -273,6 +283,7 @@ class LiveGuest:
         expression: a pointer or an integer is an address, an array or a
         function stands for its address (as in C), and a struct or union
         for its own address ("boot_info" is the same as "&boot_info")."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         if isinstance(where, int):
             return where
         # gdb's Python knows the type; the CLI would cast a struct to a
@@ -289,6 +300,7 @@ class LiveGuest:
 
     def read(self, where: Where, size: int) -> bytes:
         """`size` bytes of guest memory at `where` (see address())."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         if size < 0:
             raise ValueError(f"size must be >= 0, not {size}")
         if size == 0:
@@ -312,6 +324,7 @@ class LiveGuest:
     def registers(self, names: Optional[list[str]] = None) -> dict[str, int]:
         """The CPU's registers as gdb sees them (rip, rsp, rflags as
         eflags, cs, cr2, cr3, ...): every integer register, or `names`."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         if self._registers is None:
             self._registers = self._command(
                 "-data-list-register-names")["register-names"]
@@ -331,6 +344,7 @@ class LiveGuest:
 
     def cli(self, command: str) -> str:
         """Any gdb command (bt, list, info frame, x/4i $pc): its output."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         _, text = self._command_output(
             f"-interpreter-exec console {mi_quote(command)}")
         return text
@@ -343,17 +357,20 @@ class LiveGuest:
     # -- snapshots ----------------------------------------------------------
     def page_allocator(self):
         """The guest's page allocator as a minios_lab.mm.PoolSnapshot."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         from .live_snap import pool_snapshot
         return pool_snapshot(self)
 
     def page_tables(self):
         """The guest's page tables as a minios_lab.pagetable.Snapshot."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         from .live_snap import LiveTables
         return LiveTables(self).snapshot()
 
     def walk(self, va: int):
         """The walk of `va` through the guest's page tables, as a
         minios_lab.pagetable.Walk (what the kernel's pt_walk() computes)."""
+        __tracebackhide__ = True  # IPython: show the cell, not this
         from .live_snap import LiveTables
         return LiveTables(self).walk(va)
 

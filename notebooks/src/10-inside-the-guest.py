@@ -323,5 +323,3 @@ print("check passed")
 #   metal.
 # * Xen's `xen/arch/x86/traps.c` (`pv_inject_page_fault`: where `arch.cr2`
 #   is written).
-#
-# Next: [11 · The guest as a domU](11-domu.ipynb).
