@@ -368,6 +368,9 @@ def test_guest_that_shuts_down(guest_image) -> None:
 def test_learner_interrupt(guest_image) -> None:
     mark = marker()
     guest = LiveGuest(f"hang=1 {mark}", build=False)
+    # Ctrl-C's handler, even when pytest runs with SIGINT ignored (a
+    # background job of a non-interactive shell).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -375,6 +378,7 @@ def test_learner_interrupt(guest_image) -> None:
             guest.run_to("mm_chapter", timeout=60)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert_stopped(guest)
     assert processes_with(mark) == []
 
