@@ -206,6 +206,8 @@ class BootResult:
 
     def _qemu_said(self) -> str:
         said = " ".join(self.qemu_stderr.split()) or "nothing on stderr"
+        if self.returncode is None:
+            return f"QEMU did not start: {said}"
         return f"QEMU exited with status {self.returncode} and no output " \
                f"from Xen; it said: {said}"
 

@@ -222,6 +222,17 @@ def test_qemu_with_no_output_is_an_error(image: Path, tmp_path: Path,
     assert f"status {status}" in str(result)
 
 
+def test_qemu_that_cannot_start_is_an_error(image: Path, tmp_path: Path,
+                                            monkeypatch):
+    fake = tmp_path / "qemu-system-x86_64"
+    fake.write_text("#!/nonexistent/interpreter\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MINIOS_QEMU", str(fake))
+    result = _boot("")
+    assert result.outcome == "error" and result.returncode is None
+    assert "QEMU did not start: cannot start QEMU:" in str(result)
+
+
 def test_xen_version_comes_from_xens_banner(plain: BootResult):
     banner = next(x for x in plain.xen_lines if "Xen version" in x)
     assert plain.xen_version is not None
