@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import REPO, edit
 from minios_lab import qemu_proc
@@ -429,3 +431,23 @@ def test_monotonic_clock_holds_when_xens_record_goes_back():
     # A new shared_info page is a new clock: no clamp carried over.
     fresh = Clock(tsc_hz=2_000_000_000, system_time=0)
     assert fresh.monotonic_clock() < before
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 10**9),
+                                st.integers(-10**9, 10**9)),
+                      min_size=1, max_size=12))
+def test_monotonic_clock_is_the_running_maximum(steps):
+    """Whatever Xen's records say (forward, back, by any amount), the clock
+    returns the largest time it has seen so far."""
+    from minios_lab.time import Clock
+
+    clock = Clock(tsc_hz=2_000_000_000, system_time=10**10)
+    highest = clock.monotonic_clock()            # this clock's page is set
+    kernel = clock.kernel
+    for advance, jump in steps:
+        clock.advance_ns(advance)
+        r = clock.record
+        clock.set_time_info(clock.now() + jump, clock.tsc, r.mul, r.shift)
+        highest = max(highest, clock.record.at(clock.tsc))
+        assert kernel.monotonic_clock() == highest
