@@ -94,7 +94,11 @@ def test_sanitize_makes_two_builds_read_the_same() -> None:
               "// kernel/mm/page_alloc.c:190-215"),
              ("KernelPanic: bad magic (at kernel/start_of_day.c:176)",
               "KernelPanic: bad magic (at kernel/start_of_day.c:180)"),
-             ("(XEN) Freed 656kB init memory", "(XEN) Freed 668kB init memory")]
+             ("(XEN) Freed 656kB init memory", "(XEN) Freed 668kB init memory"),
+             ('<span style="color: inherit; background-color: transparent; '
+              'padding-left: 5px; padding-right: 5px;"> 9</span>{',
+              '<span style="color: inherit; background-color: transparent; '
+              'padding-left: 5px; padding-right: 5px;">192</span>{')]
     for one, other in pairs:
         assert _sanitize(one) == _sanitize(other), (one, other)
 

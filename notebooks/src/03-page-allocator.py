@@ -278,7 +278,10 @@ print(text)
 #    was allocated. In a `PageAllocator(32)`, allocate two single pages `x`
 #    and `y` that are buddies, free `x` as if it were a 2-page chunk (the
 #    kernel accepts it: why?), then free `y`. Store the `KernelPanic` the
-#    kernel raises in `caught`.
+#    kernel raises in `caught`. (`pool.free()` refuses a wrong order in
+#    Python, with a `FreeError`, before the kernel sees it; to hand the
+#    kernel the wrong order, call `pool.free_address(pool.address(x), 1)`,
+#    which checks nothing.)
 # 3. **Find unmerged buddies.** Write `unmerged(snap)`, returning the list
 #    of `(pfn, buddy, order)` for every free chunk whose buddy is also a
 #    free chunk of the same order, from a snapshot's `free_chunks`. It must
@@ -321,9 +324,9 @@ from minios_lab.errors import KernelPanic
 pool = PageAllocator(32)
 pool.alloc(0)                        # pfn 1, the only single page
 x, y = pool.alloc(0), pool.alloc(0)  # 2 and 3: the halves of chunk 2..3
-pool.free(x, 1)    # 2 is aligned to order 1 and pages 2, 3 are allocated
+pool.free_address(pool.address(x), 1)  # 2 is order-1 aligned; 2, 3 in use
 try:
-    pool.free(y, 0)
+    pool.free_address(pool.address(y), 0)
 except KernelPanic as error:
     caught = error
 ### END SOLUTION
