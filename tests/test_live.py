@@ -303,6 +303,17 @@ def test_start_kernel_and_stepping(guest_image) -> None:
         assert stop.function == "traps_init" and stop.line != line
         stop = guest.finish()
         assert stop.reason == "function-finished"
+        skipped = guest.break_at("mm_chapter")
+        guest.delete(skipped)
+        assert guest.run_to("pagetables_chapter").function == \
+            "pagetables_chapter"
+        stop = guest.step()          # into the first call of the function
+        for _ in range(20):
+            if stop.function != "pagetables_chapter":
+                break
+            stop = guest.step()
+        assert stop.function in ("setup_from_start_info", "memset", "pt_init")
+        assert guest.run_to("traps_chapter").function == "traps_chapter"
     assert_stopped(guest)
 
 
