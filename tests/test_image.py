@@ -37,3 +37,17 @@ def test_sections_are_sorted_and_text_is_executable(elf):
     assert "X" in text.flags and "W" not in text.flags
     with pytest.raises(LookupError):
         symbol(elf, "no_such_symbol")
+
+
+def test_layout_lets_start_of_day_protect_the_code(elf):
+    # kernel/setup.c unmaps page 0 and maps [4096, _erodata) read-only:
+    # page 0 must hold nothing but _start, and the writable data must begin
+    # on a page of its own after the read-only data.
+    assert symbol(elf, "_text") == symbol(elf, "_start") == 0
+    assert symbol(elf, "hypercall_page") == 4096
+    assert symbol(elf, "_etext") <= symbol(elf, "_rodata")
+    assert symbol(elf, "_erodata") <= symbol(elf, "_data")
+    assert symbol(elf, "_data") % 4096 == 0
+    writable = [s for s in sections(elf) if "W" in s.flags]
+    assert writable and min(s.address for s in writable) >= \
+        symbol(elf, "_data")
