@@ -353,6 +353,22 @@ def test_a_qemu_whose_parent_lives_is_left_alone(tmp_path, monkeypatch):
         running.wait()
 
 
+def test_an_unwritable_cache_costs_only_the_pid_files(image, tmp_path,
+                                                      monkeypatch):
+    from minios_lab import toolchain
+
+    xen, include = toolchain.xen_binary(), toolchain.xen_include_dir()
+    blocked = tmp_path / "file-in-the-way"
+    blocked.write_text("")
+    monkeypatch.setenv("MINIOS_XEN", str(xen))
+    monkeypatch.setenv("MINIOS_XEN_INCLUDE", str(include))
+    monkeypatch.setenv("MINIOS_LAB_CACHE", str(blocked / "cache"))
+    assert qemu_proc.pid_dir() is None and qemu_proc.reap_orphans() == []
+    result = _boot("chapters=0")
+    assert result.succeeded, result.report()
+    assert _qemu_gone(result.qemu_pid)
+
+
 def test_a_boot_leaves_no_pid_file(plain: BootResult):
     folder = qemu_proc.pid_dir()
     assert folder is not None
