@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
-import queue
 import re
 import subprocess
 import sys
@@ -45,9 +44,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from . import qemu_proc, toolchain
+from .console_watch import (ConsoleWatch, Echo, drain_into,  # noqa: F401
+                            outcome_of, pump, split_console_line)
 from .crash import (LAST_LINES, XEN_PREFIX, CrashReport, Symbols,  # noqa: F401
                     load_symbols, make_crash_report)
 from .errors import MiniosLabError
@@ -56,15 +57,11 @@ REPO_DIR = Path(__file__).resolve().parent.parent
 KERNEL_DIR = REPO_DIR / "kernel"
 XEN_MEMORY_MB = 192        # QEMU RAM on top of dom0's, for Xen itself
 BUILD_TIMEOUT = 300.0      # seconds for `make -C kernel`
-REBOOT_GRACE = 5.0         # QEMU exits this soon after a reboot request
-CRASH_GRACE = 1.0          # Xen finishes its crash report within this
 REAP_TIMEOUT = qemu_proc.REAP_TIMEOUT
 
 RESULT_RE = re.compile(r"RESULT: (\w+)")
 XEN_VERSION_RE = re.compile(r"^\(XEN\) Xen version (\d+\.\d+\.\S+)")
 CHAPTER_RE = re.compile(r"^chapter (\w+): (PASS|FAIL)$")
-
-Echo = Optional[Callable[[str], None]]
 
 
 class BuildError(MiniosLabError):
@@ -234,113 +231,9 @@ class BootResult:
 
 # --- running QEMU ------------------------------------------------------------
 
-def split_console_line(line: str) -> list[tuple[str, str]]:
-    """[(source, text)] for one console line; source is "xen" or "guest"."""
-    at = line.find(XEN_PREFIX)
-    if at < 0:
-        return [("guest", line)]
-    if at == 0:
-        return [("xen", line)]
-    return [("guest", line[:at]), ("xen", line[at:])]
-
-
-def _reader(stream, lines: "queue.Queue[Optional[str]]") -> None:
-    for raw in iter(stream.readline, b""):
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        lines.put(text.replace("\r", ""))
-    lines.put(None)
-
-
-def _drain(stream, sink: list[bytes]) -> None:
-    sink.append(stream.read())
-
-
-class _Console:
-    """Collects and classifies lines; decides when the boot is over."""
-
-    SHUTDOWN = ("Hardware Dom0 shutdown", "reboot")
-    HALTED = ("Hardware Dom0 halted", "poweroff")
-    CRASH_MARKS = ("Hardware Dom0 crashed", "Panic on CPU")
-    CRASH_DONE = ("Manual reset required", "not rebooting",
-                  "Hardware Dom0 crashed")
-
-    def __init__(self, echo: Echo):
-        self.echo = echo
-        self.lines: list[str] = []
-        self.guest: list[str] = []
-        self.xen: list[str] = []
-        self.event: Optional[str] = None   # "reboot", "poweroff", "crash"
-        self.event_time = 0.0
-        self.done = False                   # nothing more worth waiting for
-
-    def add(self, line: str) -> None:
-        if self.echo:
-            self.echo(line)
-        for source, text in split_console_line(line):
-            self.lines.append(text)
-            (self.xen if source == "xen" else self.guest).append(text)
-            if source == "xen":
-                self._watch(text)
-
-    def _watch(self, text: str) -> None:
-        for mark, reason in (self.SHUTDOWN, self.HALTED):
-            if mark in text and self.event is None:
-                self._set_event(reason)
-                self.done = reason == "poweroff"
-        if any(mark in text for mark in self.CRASH_MARKS):
-            if self.event != "crash":
-                self._set_event("crash")
-        if self.event == "crash" and any(m in text for m in self.CRASH_DONE):
-            self.done = True
-
-    def _set_event(self, event: str) -> None:
-        self.event = event
-        self.event_time = time.monotonic()
-
-    def wait_until(self, deadline: float) -> float:
-        """When to stop waiting for more lines."""
-        if self.event in ("reboot", "poweroff"):
-            return min(deadline, self.event_time + REBOOT_GRACE)
-        if self.event == "crash":
-            return min(deadline, self.event_time + CRASH_GRACE)
-        return deadline
-
-
-def _pump(proc: subprocess.Popen, console: _Console, deadline: float) -> bool:
-    """Feed console lines until QEMU's output ends (True) or it is time to
-    stop it (False)."""
-    lines: "queue.Queue[Optional[str]]" = queue.Queue()
-    threading.Thread(target=_reader, args=(proc.stdout, lines),
-                     daemon=True).start()
-    while not console.done:
-        remaining = console.wait_until(deadline) - time.monotonic()
-        if remaining <= 0:
-            return False
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            return False
-        if line is None:
-            return True
-        console.add(line)
-    return False
-
-
-def _outcome(console: _Console, ended: bool) -> str:
-    if console.event == "crash":
-        return "crash"
-    if console.event in ("reboot", "poweroff"):
-        return "shutdown"
-    if not ended:
-        return "timeout"
-    if not console.xen:
-        return "error"   # QEMU ended before Xen said a word: not the guest
-    return "crash"     # the machine reset with no request: a triple fault?
-
-
 @dataclass
 class _Run:
-    console: _Console
+    console: ConsoleWatch
     ended: bool                   # QEMU's output ended by itself
     returncode: Optional[int]
     stderr: str
@@ -352,16 +245,16 @@ def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
     """Run QEMU until the boot is over; it is always dead on return. Runs
     in the caller's thread, which must be the one that started QEMU (see
     qemu_proc: QEMU dies when that thread ends)."""
-    console = _Console(echo)
+    console = ConsoleWatch(echo)
     start = time.monotonic()
     proc = qemu_proc.spawn(cmd, stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stderr: list[bytes] = []
-    drain = threading.Thread(target=_drain, args=(proc.stderr, stderr),
+    drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
                              daemon=True)
     drain.start()
     try:
-        ended = _pump(proc, console, start + timeout)
+        ended = pump(proc, console, start + timeout)
         if ended:
             try:
                 proc.wait(timeout=REAP_TIMEOUT)
@@ -392,7 +285,7 @@ def _xen_version(xen_lines: list[str]) -> Optional[str]:
     return None
 
 
-def _crash_kind(console: _Console) -> str:
+def _crash_kind(console: ConsoleWatch) -> str:
     if any("Panic on CPU" in line for line in console.xen):
         return "xen panic"
     return "dom0 crash" if console.event == "crash" else "reset"
@@ -400,7 +293,7 @@ def _crash_kind(console: _Console) -> str:
 
 def _make_result(cmd: list[str], elf: Path, run: _Run) -> BootResult:
     console = run.console
-    outcome = _outcome(console, run.ended)
+    outcome = outcome_of(console, run.ended)
     result = BootResult(outcome, console.lines, console.guest, console.xen,
                         run.elapsed, run.returncode,
                         _result_line(console.guest), command=cmd,
