@@ -4,7 +4,8 @@ QEMU starts Xen's multiboot image with the guest ELF as the first module;
 the words after the module's name become the guest's command line. Xen
 builds a PV dom0 from the ELF and prints everything on its serial console,
 which QEMU puts on its stdout (``-serial stdio``). A reader thread turns
-that stream into lines; the main thread classifies them as they arrive:
+that stream into lines; the main thread classifies them as they arrive
+(:mod:`minios_lab.console_watch`):
 
 * Xen's own lines begin with ``(XEN)``.
 * What dom0 writes with ``HYPERVISOR_console_io`` is copied raw, with no
