@@ -50,3 +50,31 @@ def test_lab_listens_on_localhost_with_token_auth():
     assert "--ip=127.0.0.1" in cmd
     assert not any("token" in part or "password" in part for part in cmd)
     assert cmd[-1].endswith("--allow-root") == (__import__("os").geteuid() == 0)
+
+
+def test_setup_fault_is_one_message_with_its_fix(monkeypatch, capsys):
+    from minios_lab.errors import ToolchainError
+
+    def broken_setup():
+        raise ToolchainError("/x/sub is not a writable folder (Not a "
+                             "directory). Fix: set MINIOS_LAB_CACHE to a "
+                             "writable folder")
+    monkeypatch.setattr("minios_lab.toolchain.setup", broken_setup)
+    assert cli.main(["setup"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Fix: set MINIOS_LAB_CACHE" in err
+
+
+def test_doctor_with_broken_tools_reports_and_never_crashes(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    env = {**__import__("os").environ, "CC": "/bin/true",
+           "MINIOS_XEN": "/etc/hostname",
+           "MINIOS_LAB_CACHE": str(blocker / "sub")}
+    proc = subprocess.run([sys.executable, "-m", "minios_lab.cli", "doctor"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    for needle in ("MISSING C compiler", "MISSING Xen hypervisor",
+                   "MISSING cache dir writable", "fix: unset MINIOS_XEN",
+                   "fix: set MINIOS_LAB_CACHE"):
+        assert needle in proc.stdout, proc.stdout
