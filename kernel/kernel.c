@@ -116,10 +116,14 @@ static void crash_if_asked(void)
         printk("crash=text: writing into the code of start_kernel\n");
         *text_pointer = 0xcc;
         printk("crash=text: the kernel's code is writable!\n");
-    } else {
+    } else if (boot_arg_ulong(&boot_info, "crash", 0) != 0) {
         printk("crash=%s: writing to unmapped address %#lx\n", how,
                PT_UNMAPPED_VA);
         *(volatile unsigned long *)PT_UNMAPPED_VA = 1;
+    } else {
+        printk("crash=%s: unknown, ignored (crash=1, crash=null or "
+               "crash=text)\n",
+               how);
     }
 }
 

@@ -91,7 +91,7 @@ def text_write(image) -> BootResult:
 
 @pytest.fixture(scope="module")
 def plain(image) -> BootResult:
-    return _boot("chapters=0 probe=iret")
+    return _boot("chapters=0 probe=iret crash=bogus")
 
 
 # --- the guest's own page-fault reports ----------------------------------------
@@ -367,6 +367,12 @@ def test_an_unwritable_cache_costs_only_the_pid_files(image, tmp_path,
     result = _boot("chapters=0")
     assert result.succeeded, result.report()
     assert _qemu_gone(result.qemu_pid)
+
+
+def test_an_unknown_crash_word_is_ignored_and_said(plain: BootResult):
+    assert plain.succeeded, plain.report()
+    assert ("crash=bogus: unknown, ignored (crash=1, crash=null or "
+            "crash=text)") in plain.guest_lines
 
 
 def test_a_boot_leaves_no_pid_file(plain: BootResult):
