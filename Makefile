@@ -80,3 +80,14 @@ $(STAMP): pyproject.toml
 # Re-run every notebook from notebooks/src/ and store it with its outputs.
 notebooks: setup ## re-run every notebook from notebooks/src/, store outputs
 	$(BIN)/python scripts/nbgen.py
+
+# --- grading (engineer D): xv6-style `make grade`, `make grade-03`.
+# Grades the tree you are in with the kit's own checks; GRADE_ARGS adds
+# options, e.g. make grade GRADE_ARGS="--json grade.json".
+GRADE_ARGS ?=
+.PHONY: grade
+grade: setup ## grade the tree you are in, like the instructor (make grade-03: one chapter)
+	$(BIN)/minios-lab grade $(GRADE_ARGS)
+
+grade-%: setup
+	$(BIN)/minios-lab grade --chapter $* $(GRADE_ARGS)

@@ -23,15 +23,17 @@ rewrites the marked regions of the chosen chapters.
 """
 from __future__ import annotations
 
+import html
 import re
 import shutil
+import textwrap
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from .course import CHAPTERS, Chapter, chapter_by_number
+from .course import CHAPTERS, Chapter, chapter_by_number, statements
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 
@@ -130,24 +132,34 @@ def _rewrite(text: str, rel: str, replace) -> str:
     return "\n".join(out) + "\n"
 
 
-def strip_c(text: str, rel: str, keep: set[str] = frozenset()) -> str:
-    """C source with every solution region (except ids in `keep`) stubbed."""
+def strip_c(text: str, rel: str, keep: set[str] = frozenset(),
+            statements: dict[str, str] | None = None) -> str:
+    """C source with every solution region (except ids in `keep`) stubbed;
+    `statements` ({region id: task statement}) go into the stub comments."""
+    statements = statements or {}
     return _rewrite(text, rel, lambda span, lines: lines
-                    if span.region_id in keep else _c_stub(span))
+                    if span.region_id in keep
+                    else _c_stub(span, statements.get(span.region_id, "")))
 
 
-def _c_stub(span: _Span) -> list[str]:
+def _c_stub(span: _Span, statement: str = "") -> list[str]:
     """The hand-out's version of a region: markers kept (with the id), so
-    the grader can find the student's code; a TODO; a stub that compiles
-    and fails loudly."""
+    the grader can find the student's code; a TODO with the task's
+    statement; a stub that compiles and fails loudly."""
     indent, region_id = span.match.group("indent"), span.region_id
     stub = span.match.group("stub") or 'PANIC("not implemented: %s", __func__);'
+    task = [f"{indent} * {line}".rstrip() for line in
+            textwrap.wrap(" ".join(statement.split()).replace("*/", "* /"),
+                          max(40, 74 - len(indent)))]
+    if task:
+        task = [f"{indent} *"] + task + [f"{indent} *"]
     return [f"{indent}/* BEGIN EXERCISE {region_id} */",
             f"{indent}/* TODO({region_id}): write this part of "
-            f"{span.function}(),",
-            f"{indent} * replacing the line below. Keep your code between",
+            f"{span.function}().",
+            *task,
+            f"{indent} * Replace the line below. Keep your code between",
             f"{indent} * the BEGIN and END EXERCISE lines: that is what the",
-            f"{indent} * grader takes. */",
+            f"{indent} * grader takes. `minios-lab tasks` lists every task. */",
             f"{indent}{stub}",
             f"{indent}/* END EXERCISE */"]
 
@@ -190,15 +202,89 @@ def strip_cell(source: str) -> tuple[str, bool]:
     return "\n".join(out), found
 
 
-def strip_notebook(path: Path) -> nbformat.NotebookNode:
+# Cells whose stored output is a verdict on the instructor's code.
+VERDICT_CALLS = ("check_region(", "progress(", "grade(")
+
+
+def strip_notebook(path: Path, secrets: frozenset[str] = frozenset(),
+                   solutions: bool = True) -> nbformat.NotebookNode:
+    """A hand-out notebook: solution cells stubbed; outputs cleared where
+    they would give an answer away (a solution cell, a stored verdict, or
+    any output that shows a line of a solution region, `secrets`)."""
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.source, found = strip_cell(cell.source)
-        if found:
+        found = False
+        if solutions:
+            cell.source, found = strip_cell(cell.source)
+        verdict = any(call in cell.source for call in VERDICT_CALLS)
+        if found or verdict or _shows(cell.outputs, secrets):
             cell.outputs, cell.execution_count = [], None
     return nb
+
+
+def _output_text(output) -> str:
+    parts = [output.get("text", "")]
+    for value in output.get("data", {}).values():
+        parts.append(value if isinstance(value, str) else str(value))
+    parts += output.get("traceback", [])
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def flat(text: str) -> str:
+    """Text as code shows through any rendering: HTML tags and entities
+    and all white space gone (a highlighted show() puts every token in a
+    tag of its own, and line numbers in front)."""
+    return re.sub(r"\s+", "", html.unescape(re.sub(r"<[^>]*>", "", text)))
+
+
+LEAK_MIN = 16   # shorter lines ("order++;") say too little to count
+
+
+def leaks(text: str, secrets: frozenset[str]) -> list[str]:
+    """The solution lines of `secrets` that `text` shows, in any rendering
+    (in a string, highlighted, reflowed): all but the shortest."""
+    shown = flat(text)
+    return sorted(line for line in secrets
+                  if len(flat(line)) >= LEAK_MIN and flat(line) in shown)
+
+
+def leaks_c(text: str, secrets: frozenset[str]) -> list[str]:
+    """The solution lines of `secrets` that C source `text` has as lines."""
+    return sorted({line.strip() for line in text.splitlines()} & secrets)
+
+
+def _shows(outputs, secrets: frozenset[str]) -> bool:
+    if not secrets:
+        return False
+    return bool(leaks("\n".join(_output_text(o) for o in outputs), secrets))
+
+
+def trivial(line: str) -> bool:
+    """A line that gives nothing away: blank, a lone brace, a marker."""
+    return line.strip() in ("", "{", "}", "};", "} else {", "else") or \
+        bool(C_BEGIN.match(line) or C_END.match(line))
+
+
+def solution_lines(repo: Path, files: set[str]) -> frozenset[str]:
+    """The lines (stripped) of the solution regions in `files` that appear
+    nowhere else in the kernel: what a hand-out must not contain."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for rel in _tracked_files(repo):
+        if not rel.startswith("kernel/") or not rel.endswith((".c", ".h",
+                                                               ".S")):
+            continue
+        lines = (repo / rel).read_text().splitlines()
+        spans = _spans(lines, rel)
+        marked = {i for sp in spans for i in range(sp.begin, sp.end + 1)}
+        for i, line in enumerate(lines):
+            if trivial(line):
+                continue
+            (inside if i in marked and rel in files else outside).add(
+                line.strip())
+    return frozenset(inside - outside)
 
 
 def _tracked_files(repo: Path) -> list[str]:
@@ -228,20 +314,39 @@ def make_assignment(out_dir: Path, chapters: list[str] | None = None,
     chosen = [chapter_by_number(n) for n in chapters] if chapters else CHAPTERS
     kernel_files, notebook_files = _chapter_files(chosen)
     removed: list[Region] = []
+    texts = {k: v["statement"] for k, v in statements().items()}
+    secrets = solution_lines(repo, kernel_files)
+    left_out: list[str] = []
     for rel in _tracked_files(repo):
         src, dst = repo / rel, out_dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if rel in kernel_files and rel.endswith((".c", ".h", ".S")):
             removed += c_regions(src, rel)
-            dst.write_text(strip_c(src.read_text(), rel))
-        elif rel in notebook_files and rel.endswith(".ipynb"):
-            nbformat.write(strip_notebook(src), dst)
+            dst.write_text(strip_c(src.read_text(), rel, statements=texts))
+        elif rel.endswith(".ipynb") and (rel in notebook_files or secrets):
+            nbformat.write(strip_notebook(src, secrets,
+                                          rel in notebook_files), dst)
         elif rel in notebook_files and rel.endswith(".py"):
             dst.write_text(strip_percent_source(src.read_text()))
+        elif not rel.startswith("kernel/") and _leaky(src, secrets):
+            left_out.append(rel)     # e.g. a test that edits a solution
         else:
             shutil.copy2(src, dst)
+    if left_out:
+        (out_dir / "LEFT-OUT.txt").write_text(
+            "Files of the instructor's tree left out of this hand-out "
+            "because they show solution code:\n" +
+            "".join(f"  {rel}\n" for rel in left_out))
     _init_git(out_dir)
     return removed
+
+
+def _leaky(path: Path, secrets: frozenset[str]) -> bool:
+    try:
+        text = path.read_text()
+    except (UnicodeDecodeError, OSError):
+        return False
+    return bool(leaks(text, secrets))
 
 
 def strip_percent_source(text: str) -> str:

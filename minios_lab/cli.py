@@ -1,5 +1,5 @@
 """The `minios-lab` command line: doctor, setup, build, boot, lab, test,
-assignment, grade, progress."""
+assignment, start, grade, progress, tasks."""
 from __future__ import annotations
 
 import argparse
@@ -51,6 +51,11 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return main_boot(args.rest)
 
 
+def cmd_debug(args: argparse.Namespace) -> int:
+    from .debug import main as main_debug
+    return main_debug(args.rest)
+
+
 def lab_command() -> list[str]:
     """JupyterLab on localhost only, token authentication left on."""
     jupyter = Path(sys.executable).with_name("jupyter")
@@ -77,18 +82,57 @@ def cmd_assignment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_start(args: argparse.Namespace) -> int:
+    from .classroom import make_assignment
+    from .tasks import start_message
+    out = Path(args.out_dir)
+    removed = make_assignment(out)
+    print(start_message(out, len(removed)))
+    return 0
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C: workers stopped, temporary trees gone."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
-    from .grading import grade
-    report = grade(Path(args.student), args.chapter)
+    _stop_on_sigterm()
+    if args.students:
+        from .gradebook import grade_many
+        return grade_many([Path(d) for d in args.students],
+                          Path(args.out or "grades"), jobs=args.jobs,
+                          chapter=args.chapter, limit=args.limit,
+                          student_timeout=args.student_timeout)
+    from .grading import default_tree, grade
+    student = Path(args.student) if args.student else default_tree()
+    report = grade(student, args.chapter, region=args.region,
+                   limit=args.limit)
+    if args.student_id:
+        report.student = args.student_id
     print(report.text())
     if args.json:
-        Path(args.json).write_text(report.to_json() + "\n")
+        data = report.to_gradescope() if args.format == "gradescope" \
+            else report.to_json()
+        Path(args.json).write_text(data + "\n")
     return 0 if report.earned == report.total else 1
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
     from .grading import progress, progress_text
-    print(progress_text(progress(Path(args.repo))))
+    repo = Path(args.repo) if args.repo else None
+    print(progress_text(progress(repo)))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from .tasks import tasks, tasks_json, tasks_text
+    chosen = tasks(args.chapter)
+    print(tasks_json(chosen) if args.json else tasks_text(chosen))
     return 0
 
 
@@ -97,11 +141,41 @@ def cmd_test(args: argparse.Namespace) -> int:
                            env=os.environ.copy())
 
 
+def _grade_parser(sub) -> None:
+    from .grading import DEFAULT_LIMIT
+    grade = sub.add_parser(
+        "grade", help="grade a student's tree with this kit's own checks")
+    grade.add_argument("--student", default=None,
+                       help="the student's tree (default: the one you are in)")
+    grade.add_argument("--student-id", help="name in the JSON (default: "
+                       "the folder's name)")
+    grade.add_argument("--chapter", help="grade one chapter, e.g. 03")
+    grade.add_argument("--region", help="grade one exercise region; exit "
+                       "status 0 only if it earns all its points")
+    grade.add_argument("--json", help="also write the result as JSON here")
+    grade.add_argument("--format", choices=("minios-lab", "gradescope"),
+                       default="minios-lab", help="shape of the --json file")
+    grade.add_argument("--limit", type=float, default=DEFAULT_LIMIT,
+                       help="seconds a check may run (builds and boots "
+                       "have their own limits)")
+    grade.add_argument("--students", nargs="+", metavar="DIR",
+                       help="grade many trees in parallel (batch)")
+    grade.add_argument("--jobs", type=int, default=None,
+                       help="batch: students graded at once (default: cores)")
+    grade.add_argument("--out", help="batch: folder for the JSON files and "
+                       "gradebook.csv (default: grades)")
+    grade.add_argument("--student-timeout", type=float, default=900.0,
+                       help="batch: seconds for one student at most")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["boot"]:  # boot has options of its own (boot --help)
         from .boot import main_boot
         return main_boot(argv[1:])
+    if argv[:1] == ["debug"]:  # debug too (-ex CMD, debug --help)
+        from .debug import main as main_debug
+        return main_debug(argv[1:])
     parser = argparse.ArgumentParser(prog="minios-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="what is present, what is missing, the fix")
@@ -110,25 +184,34 @@ def main(argv: list[str] | None = None) -> int:
     boot = sub.add_parser("boot", help="build and boot the guest on Xen in QEMU")
     boot.add_argument("rest", nargs=argparse.REMAINDER,
                       help="options of the boot command (see boot --help)")
+    debug = sub.add_parser(
+        "debug", help="gdb on the guest running on Xen in QEMU")
+    debug.add_argument("rest", nargs=argparse.REMAINDER,
+                       help="options of the debug command (see debug --help)")
     sub.add_parser("lab", help="start JupyterLab on notebooks/")
     sub.add_parser("test", help="run every test (make test)")
     assignment = sub.add_parser(
         "assignment", help="write a student hand-out without the solutions")
     assignment.add_argument("out_dir")
     assignment.add_argument("--chapters", help="e.g. 03,05 (default: all)")
-    grade = sub.add_parser(
-        "grade", help="grade a student's tree with this kit's own checks")
-    grade.add_argument("--student", default=".",
-                       help="the student's repository (default: here)")
-    grade.add_argument("--chapter", help="grade one chapter, e.g. 03")
-    grade.add_argument("--json", help="also write the result as JSON here")
+    start = sub.add_parser(
+        "start", help="learning alone: your own copy of the course, "
+        "answers taken out, and what to do next")
+    start.add_argument("out_dir", nargs="?", default="../my-minios-lab")
+    _grade_parser(sub)
     prog = sub.add_parser("progress", help="which chapters pass in a tree")
-    prog.add_argument("repo", nargs="?", default=str(REPO_DIR))
+    prog.add_argument("repo", nargs="?", default=None,
+                      help="a kit tree (default: the one you are in)")
+    tasks = sub.add_parser("tasks", help="the exercises: what to write, "
+                           "difficulty, points")
+    tasks.add_argument("--chapter", help="one chapter, e.g. 03")
+    tasks.add_argument("--json", action="store_true", help="as JSON")
     args = parser.parse_args(argv)
     handler = {"doctor": cmd_doctor, "setup": cmd_setup, "build": cmd_build,
-               "boot": cmd_boot, "lab": cmd_lab, "test": cmd_test,
+               "boot": cmd_boot, "debug": cmd_debug, "lab": cmd_lab, "test": cmd_test,
                "assignment": cmd_assignment, "grade": cmd_grade,
-               "progress": cmd_progress}
+               "progress": cmd_progress, "start": cmd_start,
+               "tasks": cmd_tasks}
     return handler[args.command](args)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .toolchain import doctor
 
@@ -27,7 +28,8 @@ CHAPTERS: list[Chapter] = [
     Chapter("05", "Page tables", "05-page-tables.ipynb", ("mm/pagetable.c",)),
     Chapter("06", "Exceptions", "06-exceptions.ipynb", ("traps.c",)),
     Chapter("07", "Events", "07-events.ipynb", ("events.c", "hypervisor.c")),
-    Chapter("08", "Time and the timer", "08-time-and-timer.ipynb", ("time.c",)),
+    Chapter("08", "Time and the timer", "08-time-and-timer.ipynb",
+            ("time.c", "timer.c")),
     Chapter("09", "Build and boot", "09-build-and-boot.ipynb"),
 ]
 
@@ -57,3 +59,35 @@ def doctor_table() -> str:
     width = max(len(c.name) for c in checks)
     return "\n".join(f"{'ok' if c.ok else 'MISSING':7} {c.name:<{width}}  "
                      f"{c.detail}" for c in checks)
+
+
+# --- task statements (the data; minios_lab.tasks joins them to checks) ----
+
+TASKS_FILE = Path(__file__).resolve().parent / "tasks.toml"
+DIFFICULTIES = ("easy", "moderate", "hard")
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:          # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def statements(path: Path = TASKS_FILE) -> dict[str, dict]:
+    """{region id: its entry in tasks.toml}; checked for shape."""
+    found: dict[str, dict] = {}
+    for entry in _read_toml(path).get("task", []):
+        missing = {"id", "chapter", "difficulty", "statement"} - set(entry)
+        if missing:
+            raise ValueError(f"{path}: task {entry.get('id')!r} lacks "
+                             f"{', '.join(sorted(missing))}")
+        if entry["difficulty"] not in DIFFICULTIES:
+            raise ValueError(f"{path}: task {entry['id']}: difficulty must "
+                             f"be one of {', '.join(DIFFICULTIES)}")
+        if entry["id"] in found:
+            raise ValueError(f"{path}: task {entry['id']} given twice")
+        found[entry["id"]] = entry
+    return found

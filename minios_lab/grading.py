@@ -5,31 +5,38 @@ minios_lab.classroom) and is worth some points. ``grade(student_dir)``:
 
 * runs *these* checks, the grader's own copy, never the student's tests;
 * grades each region in isolation: the student's code for that region is
-  spliced into the reference kernel, so one unfinished exercise cannot cost
-  the points of another, and restoring one region's solution gives exactly
-  that region's points;
-* prints GOOD/BAD per check, with the console lines around a failed match,
-  points per chapter and a total, like MIT's xv6 `make grade`.
+  spliced into the reference kernel, so one unfinished exercise (of this
+  chapter or another) cannot cost the points of another, and restoring one
+  region's solution gives exactly that region's points;
+* runs every check in a worker process with a time limit
+  (minios_lab.grade_runner): a region that crashes or loops loses that
+  check's points, with a message saying so, and the grader goes on;
+* prints GOOD/BAD per check, with the compiler's error or the console lines
+  around a failed match, points per chapter and a total, like MIT's xv6
+  `make grade`.
 
-``progress(repo)`` runs the same checks on a learner's tree as it is (no
-splicing, the learner has no reference): which chapters pass.
+``progress(repo)`` runs the same checks on a learner's tree: which chapters
+pass. Both default to the kit tree the current directory is in.
 """
 from __future__ import annotations
 
-import json
+import difflib
 import re
-import shutil
 import tempfile
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
-from . import classroom
+from . import classroom, errors, grade_tree
 from .course import CHAPTERS, chapter_by_number
-from .errors import MiniosLabError
+from .grade_report import CheckResult, GradeReport
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_LIMIT = 10.0     # seconds of a check's own time (builds excluded)
+
+__all__ = ["CheckFailed", "CheckResult", "GradeReport", "check", "grade",
+           "progress", "progress_text", "check_region", "CHECKS"]
 
 
 class CheckFailed(AssertionError):
@@ -50,6 +57,13 @@ class GradedCheck:
 
 
 CHECKS: list[GradedCheck] = []
+_notify: Callable[..., None] = lambda **event: None
+
+
+def set_notifier(notify: Callable[..., None]) -> None:
+    """Called by a grading worker: builds and boots pause the check's clock."""
+    global _notify
+    _notify = notify
 
 
 def check(chapter: str, region: str, points: int, name: str):
@@ -66,169 +80,205 @@ class Context:
     def __init__(self, kernel_dir: Path):
         self.kernel_dir = kernel_dir
         self._boots: dict[tuple, object] = {}
+        self.last_boot = None
 
     def unit(self, name: str):
         from .units import load
-        return load(name, kernel_dir=self.kernel_dir)
+        _notify(pause="build")
+        try:
+            return load(name, kernel_dir=self.kernel_dir)
+        finally:
+            _notify(resume="build")
 
-    def boot(self, cmdline: str = "", memory_mb: int = 64):
+    def boot(self, cmdline: str = "", memory_mb: int = 64, timeout: int = 60):
         from .boot import boot
         key = (cmdline, memory_mb)
         if key not in self._boots:
-            self._boots[key] = boot(cmdline, memory_mb=memory_mb, timeout=60,
-                                    kernel_dir=self.kernel_dir)
-        return self._boots[key]
+            _notify(pause="boot")
+            try:
+                self._boots[key] = boot(cmdline, memory_mb=memory_mb,
+                                        timeout=timeout,
+                                        kernel_dir=self.kernel_dir)
+            finally:
+                _notify(resume="boot")
+        self.last_boot = self._boots[key]
+        return self.last_boot
 
-    @staticmethod
-    def expect_line(lines: list[str], pattern: str, what: str) -> re.Match:
-        """The first line matching `pattern`, or CheckFailed with context."""
+    def expect_line(self, lines: list[str], pattern: str,
+                    what: str) -> re.Match:
+        """The first line matching `pattern`, or CheckFailed with the lines
+        around where it was expected."""
         regex = re.compile(pattern)
         for line in lines:
             m = regex.search(line)
             if m:
                 return m
-        tail = lines[-8:]
-        raise CheckFailed(f"{what}: no console line matches {pattern!r}",
-                          [f"  {line}" for line in tail] or ["  (no output)"])
+        message = f"{what}: no console line matches {pattern!r}"
+        if not lines and self.last_boot is not None:
+            return self._guest_stopped(message)
+        raise CheckFailed(message, [f"  {line}" for line in
+                                    _around(lines, pattern)]
+                          or ["  (no output)"])
+
+    def _guest_stopped(self, message: str):
+        result = self.last_boot
+        why = {"timeout": "the guest did not finish in time",
+               "crash": "the guest crashed",
+               "error": "QEMU failed"}.get(result.outcome, "")
+        if result.crash is not None:
+            why = f"the guest crashed: {result.crash}"
+        context = [f"  {line}" for line in result.guest_lines[-10:]]
+        raise CheckFailed(f"{message} ({why or 'the chapter never ran'})",
+                          context or ["  (no output)"])
 
 
-@dataclass
-class CheckResult:
-    chapter: str
-    region: str
-    name: str
-    points: int
-    earned: int
-    message: str = ""
-    context: list[str] = field(default_factory=list)
-
-    @property
-    def good(self) -> bool:
-        return self.earned == self.points
-
-
-@dataclass
-class GradeReport:
-    results: list[CheckResult]
-
-    @property
-    def total(self) -> int:
-        return sum(r.points for r in self.results)
-
-    @property
-    def earned(self) -> int:
-        return sum(r.earned for r in self.results)
-
-    def by_chapter(self) -> dict[str, tuple[int, int]]:
-        table: dict[str, tuple[int, int]] = {}
-        for r in self.results:
-            got, out_of = table.get(r.chapter, (0, 0))
-            table[r.chapter] = (got + r.earned, out_of + r.points)
-        return table
-
-    def by_region(self) -> dict[str, int]:
-        table: dict[str, int] = {}
-        for r in self.results:
-            table[r.region] = table.get(r.region, 0) + r.earned
-        return table
-
-    def text(self) -> str:
-        lines, chapter = [], None
-        for r in self.results:
-            if r.chapter != chapter:
-                chapter = r.chapter
-                lines.append(f"== chapter {chapter}: "
-                             f"{chapter_by_number(chapter).title} ==")
-            verdict = "GOOD" if r.good else "BAD "
-            label = f"{r.region}: {r.name}"
-            lines.append(f"  {label:<66} {verdict} {r.earned}/{r.points}")
-            if not r.good:
-                lines.append(f"      {r.message}")
-                lines += [f"      {c}" for c in r.context]
-        for number, (got, out_of) in self.by_chapter().items():
-            lines.append(f"chapter {number}: {got}/{out_of}")
-        lines.append(f"Score: {self.earned}/{self.total}")
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps({"earned": self.earned, "total": self.total,
-                           "chapters": {k: {"earned": g, "total": t}
-                                        for k, (g, t) in
-                                        self.by_chapter().items()},
-                           "checks": [asdict(r) for r in self.results]},
-                          indent=2)
+def _around(lines: list[str], pattern: str, radius: int = 3) -> list[str]:
+    """The lines nearest to what `pattern` expects: the most similar line
+    and `radius` lines on each side (the last lines if none is similar)."""
+    if not lines:
+        return []
+    literal = re.sub(r"\\.|[\^\$\(\)\[\]\*\+\?\{\}\|]", "", pattern)
+    scores = [difflib.SequenceMatcher(None, literal, line).ratio()
+              for line in lines]
+    best = max(range(len(lines)), key=scores.__getitem__)
+    if scores[best] < 0.3:
+        return lines[-2 * radius - 2:]
+    return lines[max(0, best - radius):best + radius + 1]
 
 
-def _run_check(c: GradedCheck, ctx: Context) -> CheckResult:
+def _first_line(err: BaseException) -> str:
+    last = traceback.format_exception_only(type(err), err)[-1].strip()
+    return last.splitlines()[0][:300]
+
+
+def run_check(c: GradedCheck, ctx: Context) -> CheckResult:
+    """Run one check in this process; the outcome as a CheckResult."""
+    def lost(status: str, message: str, context: Iterable[str] = ()):
+        return CheckResult(c.chapter, c.region, c.name, c.points, 0,
+                           message, list(context), status=status)
+    from .boot import BuildError
+    fault = getattr(errors, "KernelFault", None)
     try:
         c.run(ctx)
     except CheckFailed as failed:
-        return CheckResult(c.chapter, c.region, c.name, c.points, 0,
-                           str(failed), failed.context)
-    except (AssertionError, MiniosLabError, Exception) as err:  # noqa: BLE001
-        last = traceback.format_exception_only(type(err), err)[-1].strip()
-        return CheckResult(c.chapter, c.region, c.name, c.points, 0,
-                           last.splitlines()[0][:300],
-                           str(err).splitlines()[1:12])
-    return CheckResult(c.chapter, c.region, c.name, c.points, c.points)
+        return lost("failed", str(failed), failed.context)
+    except (errors.CompileError, BuildError) as err:
+        first, lines = grade_tree.compiler_error(str(err))
+        return lost("failed", f"does not compile: {first}", lines)
+    except errors.KernelPanic as err:
+        return lost("crashed", f"crashed: kernel panic: {err}",
+                    str(err.console).splitlines()[-8:])
+    except Exception as err:  # noqa: BLE001 - every fault is the check's
+        if fault is not None and isinstance(err, fault):
+            return lost("crashed", f"crashed: {err}")
+        return lost("failed", _first_line(err), str(err).splitlines()[1:12])
+    return CheckResult(c.chapter, c.region, c.name, c.points, c.points,
+                       status="passed")
 
 
-def _selected(chapter: str | None) -> list[GradedCheck]:
-    _load_checks()
+def load_checks() -> None:
+    """Import the modules that register checks (once)."""
+    from . import checks  # noqa: F401
+
+
+_load_checks = load_checks   # the old name
+
+
+def selected(chapter: Optional[str] = None,
+             region: Optional[str] = None) -> list[int]:
+    """Indexes of the checks of one chapter or one region (or all)."""
+    load_checks()
+    if region is not None:
+        chosen = [i for i, c in enumerate(CHECKS) if c.region == region]
+        if not chosen:
+            raise ValueError(f"no graded checks for region {region!r}")
+        return chosen
     if chapter is None:
-        return list(CHECKS)
+        return list(range(len(CHECKS)))
     number = chapter_by_number(chapter).number
-    return [c for c in CHECKS if c.chapter == number]
+    return [i for i, c in enumerate(CHECKS) if c.chapter == number]
 
 
-def _spliced_tree(student: Path, region: classroom.Region, workdir: Path,
-                  reference: Path = REPO_DIR) -> Path:
-    """The reference kernel with the student's code for one region."""
-    tree = workdir / region.region_id / "kernel"
-    if not tree.exists():
-        shutil.copytree(reference / "kernel", tree,
-                        ignore=shutil.ignore_patterns("build"))
-        rel = Path(region.file).relative_to("kernel")
-        student_file = student / region.file
-        if not student_file.exists():
-            raise CheckFailed(f"{region.file} is missing from the student's tree")
-        try:
-            text = classroom.splice((reference / region.file).read_text(),
-                                    student_file.read_text(), region.region_id)
-        except KeyError:
-            raise CheckFailed(f"the markers of exercise {region.region_id} "
-                              f"are gone from {region.file}") from None
-        (tree / rel).write_text(text)
-    return tree
+def default_tree() -> Path:
+    """The kit tree the current directory is in (else this package's)."""
+    return grade_tree.find_tree(Path.cwd()) or REPO_DIR
 
 
-def grade(student: Path, chapter: str | None = None) -> GradeReport:
-    """Grade a student's tree with the grader's own checks, region by region."""
-    regions = {r.region_id: r for r in classroom.all_regions(REPO_DIR)}
-    results = []
-    with tempfile.TemporaryDirectory(prefix="minios-grade-") as tmp:
-        contexts: dict[str, Context] = {}
-        for c in _selected(chapter):
-            region = regions[c.region]
+def grade(student: Optional[Path] = None, chapter: Optional[str] = None,
+          region: Optional[str] = None, limit: float = DEFAULT_LIMIT,
+          reference: Path = REPO_DIR) -> GradeReport:
+    """Grade a student's tree with the grader's own checks, region by region,
+    each check isolated with a time limit of `limit` seconds."""
+    from .grade_runner import Job, run_isolated
+    student = Path(student) if student is not None else default_tree()
+    report = GradeReport.start(student)
+    if not student.is_dir():
+        raise ValueError(f"no student tree at {student}")
+    chosen = selected(chapter, region)
+    if student.resolve() == Path(reference).resolve() or \
+            not grade_tree.has_solutions(reference):
+        # A tree grading itself (or a hand-out, which has only itself):
+        # each region spliced into the same tree is the tree itself, so
+        # check it once, as it is, sharing builds and boots.
+        return report.finish(_as_is(student, chosen, limit))
+    regions = {r.region_id: r for r in classroom.all_regions(reference)}
+    by_region: dict[str, list[int]] = {}
+    for i in chosen:
+        by_region.setdefault(CHECKS[i].region, []).append(i)
+    found: dict[int, CheckResult] = {}
+    grade_tree.sweep_stale()
+    with tempfile.TemporaryDirectory(prefix=grade_tree.workdir_prefix()) as tmp:
+        for region_id, indexes in by_region.items():
             try:
-                tree = _spliced_tree(Path(student), region, Path(tmp))
-            except CheckFailed as failed:
-                results.append(CheckResult(c.chapter, c.region, c.name,
-                                           c.points, 0, str(failed)))
+                tree, lines = grade_tree.spliced_tree(
+                    student, regions[region_id], Path(tmp), reference)
+            except grade_tree.SpliceError as err:
+                for i in indexes:
+                    c = CHECKS[i]
+                    found[i] = CheckResult(c.chapter, c.region, c.name,
+                                           c.points, 0, str(err),
+                                           status="failed")
                 continue
-            ctx = contexts.setdefault(c.region, Context(tree))
-            results.append(_run_check(c, ctx))
-    return GradeReport(results)
+            job = Job(tree, indexes, lines)
+            for i, result in zip(indexes, run_isolated(job, Path(tmp), limit)):
+                found[i] = _cleaned(result, lines)
+    return report.finish([found[i] for i in chosen])
 
 
-def progress(repo: Path = REPO_DIR) -> dict[str, tuple[int, int]]:
-    """{chapter: (checks passed, checks)} on a learner's tree as it is."""
-    ctx = Context(Path(repo) / "kernel")
+def _cleaned(result: CheckResult, lines: grade_tree.LineMap) -> CheckResult:
+    result.message = lines(result.message)
+    result.context = [lines(line) for line in result.context]
+    return result
+
+
+def _as_is(repo: Path, indexes: list[int], limit: float) -> list[CheckResult]:
+    """The checks run on a tree as it is (no splicing), isolated."""
+    from .grade_runner import Job, run_isolated
+    kernel = Path(repo) / "kernel"
+    with tempfile.TemporaryDirectory(prefix=grade_tree.workdir_prefix()) as tmp:
+        lines = grade_tree.LineMap(kernel)
+        results = run_isolated(Job(kernel, indexes, lines), Path(tmp), limit)
+    return [_cleaned(r, lines) for r in results]
+
+
+def progress(repo: Optional[Path] = None,
+             limit: float = DEFAULT_LIMIT) -> dict[str, tuple[int, int]]:
+    """{chapter: (checks passed, checks)} of a learner's tree.
+
+    Where the grader has the reference code, each region is graded on its
+    own (a later chapter's stub cannot fail an earlier chapter); otherwise
+    the tree is checked as it is.
+    """
+    repo = Path(repo) if repo is not None else default_tree()
+    if repo.resolve() != REPO_DIR.resolve() and \
+            grade_tree.has_solutions(REPO_DIR):
+        results = grade(repo, limit=limit).results
+    else:
+        results = _as_is(repo, selected(), limit)
     table: dict[str, tuple[int, int]] = {}
-    for c in _selected(None):
-        ok = _run_check(c, ctx).good
-        passed, total = table.get(c.chapter, (0, 0))
-        table[c.chapter] = (passed + ok, total + 1)
+    for r in results:
+        passed, total = table.get(r.chapter, (0, 0))
+        table[r.chapter] = (passed + r.good, total + 1)
     return table
 
 
@@ -245,20 +295,14 @@ def progress_text(table: dict[str, tuple[int, int]]) -> str:
     return "\n".join(lines)
 
 
-def _load_checks() -> None:
-    """Import the modules that register checks (once)."""
-    from . import checks  # noqa: F401
-
-
-def check_region(region_id: str, repo: Path = REPO_DIR) -> None:
+def check_region(region_id: str, repo: Optional[Path] = None,
+                 limit: float = DEFAULT_LIMIT) -> None:
     """A notebook's check cell: run one exercise region's graded checks on
-    the learner's tree as it is; print GOOD/BAD; raise if any is BAD."""
-    _load_checks()
-    chosen = [c for c in CHECKS if c.region == region_id]
-    if not chosen:
-        raise ValueError(f"no graded checks for region {region_id!r}")
-    ctx = Context(Path(repo) / "kernel")
-    results = [_run_check(c, ctx) for c in chosen]
+    the learner's tree as it is, each isolated (a crash or an endless loop
+    in the learner's C never takes the notebook down); print GOOD/BAD;
+    raise if any is BAD."""
+    repo = Path(repo) if repo is not None else default_tree()
+    results = _as_is(repo, selected(region=region_id), limit)
     for r in results:
         print(f"{'GOOD' if r.good else 'BAD '}  {r.region}: {r.name}")
         if not r.good:

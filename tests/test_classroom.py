@@ -10,11 +10,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minios_lab.classroom import (MarkerError, all_regions, make_assignment,
-                                  region_bodies, restore_region, splice,
+from minios_lab.classroom import (MarkerError, _chapter_files, _spans,
+                                  _tracked_files, all_regions, leaks,
+                                  leaks_c, make_assignment, region_bodies,
+                                  restore_region, solution_lines, splice,
                                   strip_c, strip_cell)
 from minios_lab.course import CHAPTERS
-from minios_lab.grading import _load_checks, CHECKS, grade, progress
+from minios_lab.grading import (_load_checks, CHECKS, default_tree, grade,
+                                progress)
+from minios_lab.tasks import show_task, tasks
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,13 +134,13 @@ def test_restoring_one_region_gives_exactly_its_points(tmp_path, region_id,
     assert report.by_region() == expected, report.text()
 
 
-def test_grader_ignores_the_students_copy_of_the_checks(handout):
-    fake = handout / "minios_lab" / "grading.py"
-    fake.write_text(fake.read_text().replace(
-        "return CheckResult(c.chapter, c.region, c.name, c.points, 0,",
-        "return CheckResult(c.chapter, c.region, c.name, c.points, c.points,"))
-    report = grade(handout, chapter="02")
-    assert report.earned == 0
+def test_grader_ignores_the_students_copy_of_the_checks(tmp_path):
+    student = tmp_path / "lab"
+    make_assignment(student, ["02"])
+    fake = student / "minios_lab" / "checks" / "ch02_libc.py"
+    fake.write_text(fake.read_text().replace("raise CheckFailed(", "print("))
+    report = grade(student, chapter="02")
+    assert report.earned == 0, report.text()
 
 
 def test_json_report_and_progress(handout_grade, tmp_path):
@@ -154,3 +158,91 @@ def test_handout_of_one_chapter_leaves_the_others_whole(tmp_path):
     assert grade(student, chapter="02").earned == 0
     other = grade(student, chapter="01")
     assert other.earned == other.total > 0, other.text()
+
+
+def test_every_file_with_solutions_belongs_to_a_chapter():
+    kernel_files, _ = _chapter_files(CHAPTERS)
+    for rel in _tracked_files(REPO):
+        if rel.startswith("kernel/") and rel.endswith((".c", ".h", ".S")):
+            spans = _spans((REPO / rel).read_text().splitlines(), rel)
+            assert not spans or rel in kernel_files, \
+                f"{rel} has solution regions but is in no chapter"
+
+
+def test_full_handout_shows_no_line_of_any_solution(handout):
+    """Every file of the hand-out, notebooks' sources and stored outputs
+    included: no line of a solution region (blank lines, lone braces and
+    lines found outside solutions in the kernel aside)."""
+    kernel_files, _ = _chapter_files(CHAPTERS)
+    secrets = solution_lines(REPO, kernel_files)
+    assert len(secrets) > 50
+    # The check itself must see a solution where there is one.
+    assert leaks_c((REPO / "kernel/mm/page_alloc.c").read_text(), secrets)
+    assert leaks((REPO / "notebooks/03-page-allocator.ipynb").read_text(),
+                 secrets)
+    found = {}
+    for rel in _tracked_files(handout):
+        try:
+            text = (handout / rel).read_text()
+        except UnicodeDecodeError:
+            continue
+        hit = leaks_c(text, secrets) if rel.startswith("kernel/") \
+            else leaks(text, secrets)
+        if hit:
+            found[rel] = hit[:3]
+    assert found == {}
+
+
+def test_stored_verdicts_are_cleared_in_the_handout(handout):
+    for chapter in CHAPTERS:
+        nb = nbformat.read(handout / "notebooks" / chapter.notebook, 4)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and ("check_region(" in cell.source
+                                             or "progress(" in cell.source):
+                assert cell.outputs == [], (chapter.notebook, cell.source)
+
+
+def test_every_region_has_a_task_and_points_add_up(handout_grade):
+    listed = tasks()
+    assert [t.id for t in listed] == [r.region_id for r in all_regions()]
+    for task in listed:
+        assert task.difficulty in ("easy", "moderate", "hard")
+        assert task.points > 0 and len(task.statement) > 80, task.id
+        assert task.chapter == next(
+            c.number for c in CHAPTERS
+            if task.file in {f"kernel/{f}" for f in c.kernel_files})
+    assert sum(t.points for t in listed) == handout_grade.total
+    assert sum(t.points for t in tasks("03")) == \
+        sum(r.points for r in handout_grade.results if r.chapter == "03")
+
+
+def test_tasks_are_shown_in_stubs_cli_and_notebooks(handout, capsys):
+    from minios_lab import cli
+    task = next(t for t in tasks() if t.id == "split_chunk")
+    stub = (handout / task.file).read_text()
+    assert f"TODO({task.id})" in stub
+    first_words = " ".join(task.statement.split()[:6])
+    assert first_words in " ".join(stub.replace("*", " ").split())
+    assert cli.main(["tasks", "--chapter", "03", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {d["id"] for d in data} == {"split_chunk", "merge_with_buddies"}
+    assert set(data[0]) >= {"chapter", "id", "file", "function",
+                            "difficulty", "points", "statement"}
+    md = show_task("split_chunk").data
+    assert task.statement in md and f"{task.points} points" in md
+    with pytest.raises(ValueError, match="no task"):
+        show_task("no-such-task")
+
+
+def test_the_tree_you_stand_in_is_the_default(handout, monkeypatch):
+    monkeypatch.chdir(handout / "notebooks")
+    assert default_tree() == handout.resolve()
+    monkeypatch.chdir("/")
+    assert default_tree() == REPO
+
+
+def test_handout_has_make_grade(handout):
+    proc = subprocess.run(["make", "-n", "-C", str(handout), "grade-03"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "minios-lab grade --chapter 03" in proc.stdout

@@ -65,3 +65,34 @@ def guest_monotonic(ctx: Context) -> None:
     lines = ctx.boot("ticks=0").section("time")
     ctx.expect_line(lines, r"^time: PASS monotonic_clock\(\) never went back",
                     "monotonic clock")
+
+
+def _timer(ctx: Context, ticks: int, latency=None):
+    from ..time import Clock, run_timer
+    clock = Clock(tsc_hz=2_100_000_000, system_time=10**9,
+                  kernel_dir=ctx.kernel_dir)
+    return run_timer(clock, 1000, ticks, latency=latency)
+
+
+@check("08", "next_deadline", 5, "deadlines one period apart, late ones "
+       "caught up")
+def deadlines(ctx: Context) -> None:
+    punctual = _timer(ctx, 20).report
+    if punctual.intervals_us != [1000] * 20:
+        raise CheckFailed(f"punctual ticks came {punctual.intervals_us} us "
+                          f"apart, expected 1000 each")
+    late = _timer(ctx, 60, lambda wake: 3_500_000 if wake == 7 else 0).report
+    if late.counters["missed"] == 0 or len(late.intervals_us) != 60:
+        raise CheckFailed(f"one wake 3.5 periods late: missed "
+                          f"{late.counters['missed']} (expected > 0), "
+                          f"{len(late.intervals_us)} of 60 ticks")
+
+
+@check("08", "timer_wait", 5, "the idle loop blocks until every tick came")
+def idle_loop(ctx: Context) -> None:
+    run = _timer(ctx, 5)
+    blocks = run.calls.count("sched_op")
+    if len(run.report.intervals_us) != 5 or blocks != 5:
+        raise CheckFailed(f"timer_wait returned after "
+                          f"{len(run.report.intervals_us)} of 5 ticks with "
+                          f"{blocks} SCHEDOP_block calls; expected 5 and 5")
