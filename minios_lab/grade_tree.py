@@ -39,16 +39,28 @@ class LineMap:
     extra_paths: list[Path] = field(default_factory=list)
 
     def __call__(self, text: str) -> str:
+        """`text` (a message, or context lines given in order) in the
+        student's terms; gcc's source excerpts ("  129 | code") after a
+        location in the region's file get the student's numbers too."""
         for path in [self.tree, *self.extra_paths]:
             if path is not None:
                 text = text.replace(f"{path}/", "kernel/")
         if not self.file or not self.shift:
             return text
+        return "\n".join(map(self._line, text.split("\n")))
+
+    def _line(self, line: str) -> str:
         inner = re.escape(self.file[len("kernel/"):])
-        pattern = re.compile(rf"(?<![\w/.-])(?:kernel/)?{inner}:(\d+)")
-        return pattern.sub(
+        location = re.compile(rf"(?<![\w/.-])(?:kernel/)?{inner}:(\d+)")
+        if re.search(r"[\w/.-]+\.[chS]:\d+", line):
+            self._in_region_file = bool(location.search(line))
+        excerpt = re.match(r"^(\s*)(\d+)( \| .*)$", line)
+        if excerpt and getattr(self, "_in_region_file", False):
+            number = int(excerpt.group(2)) + self.shift
+            return f"{excerpt.group(1)}{number}{excerpt.group(3)}"
+        return location.sub(
             lambda m: f"{self.file}:{max(1, int(m.group(1)) + self.shift)}",
-            text)
+            line)
 
 
 def has_solutions(repo: Path) -> bool:
