@@ -81,6 +81,7 @@ class Context:
         self.kernel_dir = kernel_dir
         self._boots: dict[tuple, object] = {}
         self.last_boot = None
+        self.last_timeout: float = 0
 
     def unit(self, name: str):
         from .units import load
@@ -101,7 +102,7 @@ class Context:
                                         kernel_dir=self.kernel_dir)
             finally:
                 _notify(resume="boot")
-        self.last_boot = self._boots[key]
+        self.last_boot, self.last_timeout = self._boots[key], timeout
         return self.last_boot
 
     def expect_line(self, lines: list[str], pattern: str,
@@ -122,7 +123,8 @@ class Context:
 
     def _guest_stopped(self, message: str):
         result = self.last_boot
-        why = {"timeout": "the guest did not finish in time",
+        why = {"timeout": f"the guest did not finish in "
+                          f"{self.last_timeout:g} s",
                "crash": "the guest crashed",
                "error": "QEMU failed"}.get(result.outcome, "")
         if result.crash is not None:

@@ -246,3 +246,14 @@ def test_handout_has_make_grade(handout):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "minios-lab grade --chapter 03" in proc.stdout
+
+
+def test_start_makes_a_copy_and_says_what_next(tmp_path, capsys):
+    from minios_lab import cli
+    out = tmp_path / "my-lab"
+    assert cli.main(["start", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"cd {out}" in said and "make lab" in said and "make grade" in said
+    assert (out / ".git").is_dir()
+    for region in all_regions():
+        assert f"TODO({region.region_id})" in (out / region.file).read_text()

@@ -69,3 +69,12 @@ def test_a_chapter_that_never_ran_says_why():
             as failed:
         ctx.expect_line([], r"^mm: selftest PASS$", "mm_selftest()")
     assert failed.value.context[-1].strip() == "pagetables: mapping"
+
+
+def test_a_guest_that_hung_says_how_long_it_had():
+    ctx = Context(Path("."))
+    ctx.last_boot = SimpleNamespace(outcome="timeout", crash=None,
+                                    guest_lines=["== chapter time =="])
+    ctx.last_timeout = 60
+    with pytest.raises(CheckFailed, match="did not finish in 60 s"):
+        ctx.expect_line([], r"^time: PASS", "ticks")
