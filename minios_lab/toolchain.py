@@ -107,12 +107,15 @@ def _fetch_headers(root: Path) -> None:
         scratch = Path(tempfile.mkdtemp(prefix=".root-", dir=xen_dir()))
     try:
         fetch_package(HEADERS_PACKAGE, scratch)
+        old = scratch.with_name(scratch.name + ".old")
         with cache_faults(root):
-            if root.exists():
-                shutil.rmtree(root)  # broken (no xen.h) or an older build
+            if root.exists():   # broken (no xen.h) or an older build:
+                os.replace(root, old)   # out of the way in one rename
             os.replace(scratch, root)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch.with_name(scratch.name + ".old"),
+                      ignore_errors=True)
 
 
 def xen_include_dir(fetch: bool = True) -> Path:

@@ -414,3 +414,27 @@ def test_xen_command_line() -> None:
     assert line.split() == ["console=com1", "noreboot", "dom0_mem=32M",
                             "loglvl=all", "guest_loglvl=all", "sched=credit"]
     assert xen_command_line(64).endswith("guest_loglvl=all")
+
+
+def test_setup_replaces_older_headers_and_leaves_no_scratch(
+        empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    include = toolchain.xen_dir() / "root" / "usr" / "include"
+    _headers(include)
+    toolchain.record_version("libxen-dev", "4.17.5-1")
+
+    def fake_fetch(package: str, dest: Path) -> str:
+        (_headers(dest / "usr" / "include") / "xen" / "new.h").write_text("")
+        toolchain.record_version(package, "4.17.7-1")
+        return "4.17.7-1"
+
+    monkeypatch.setattr(toolchain, "fetch_package", fake_fetch)
+    monkeypatch.setattr(toolchain, "candidate",
+                        {"libxen-dev": "4.17.7-1"}.get)
+    monkeypatch.setattr(toolchain.sysdeps, "update_lists_if_stale",
+                        lambda packages: None)
+    toolchain._refresh_xen()
+    assert (include / "xen" / "new.h").is_file()
+    assert toolchain.xen_versions()["libxen-dev"] == "4.17.7-1"
+    leftovers = [p.name for p in toolchain.xen_dir().iterdir()
+                 if p.name.startswith(".root-")]
+    assert leftovers == []
