@@ -30,6 +30,9 @@ FAULTS = {
     "BUG": "BUG();\nreturn NULL;",
     "compile error": "return no_such_variable;",
     "wrong result": "return (char *)haystack;",
+    # The whole process dies by a signal no handler can catch.
+    "signal death": "extern int getpid(void);\nextern int kill(int, int);\n"
+                    "kill(getpid(), 9);\nreturn NULL;",
 }
 
 
@@ -70,7 +73,8 @@ def test_a_fault_costs_only_its_region(tmp_path, fault):
                 "BUG": ("crashed", r"crashed: kernel panic"),
                 "compile error": ("failed", r"does not compile: .*"
                                   r"no_such_variable"),
-                "wrong result": ("failed", r"strstr\(.*gave")}[fault]
+                "wrong result": ("failed", r"strstr\(.*gave"),
+                "signal death": ("crashed", r"crashed: SIGKILL")}[fault]
     assert bad.status == expected[0], report.text()
     assert re.search(expected[1], bad.message, re.IGNORECASE), bad.message
 
