@@ -124,14 +124,16 @@ def xen_include_dir(fetch: bool = True) -> Path:
     if env:
         path = Path(env).expanduser()
         if not _headers_ok(path):
-            raise ToolchainError(f"MINIOS_XEN_INCLUDE={env}: no xen/xen.h")
+            raise ToolchainError(f"MINIOS_XEN_INCLUDE={env}: no xen/xen.h. "
+                                 "Fix: unset MINIOS_XEN_INCLUDE, or point "
+                                 "it at the folder holding xen/xen.h")
         return path
     root = xen_dir() / "root"
     include = root / "usr" / "include"
     if _headers_ok(include):
         return include
     if not fetch:
-        raise ToolchainError(f"Xen headers not in {include}; run: "
+        raise ToolchainError(f"Xen headers not in {include}. Fix: "
                              f"{SETUP_COMMAND}")
     with locked("headers"):
         if not _headers_ok(include):
@@ -196,7 +198,7 @@ def xen_binary(fetch: bool = True) -> Path:
             raise ToolchainError(f"the cached Xen is broken: {problem}. "
                                  f"Fix: {SETUP_COMMAND}")
     if not fetch:
-        raise ToolchainError(f"Xen hypervisor not in {target}; run: "
+        raise ToolchainError(f"Xen hypervisor not in {target}. Fix: "
                              f"{SETUP_COMMAND}")
     with locked("hypervisor"):
         if not target.is_file() or xen_image_problem(target):
