@@ -110,8 +110,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
                           student_timeout=args.student_timeout)
     from .grading import default_tree, grade
     student = Path(args.student) if args.student else default_tree()
-    report = grade(student, args.chapter, region=args.region,
-                   limit=args.limit)
+    try:
+        report = grade(student, args.chapter, region=args.region,
+                       limit=args.limit)
+    except ValueError as err:          # an unknown chapter or region
+        print(f"minios-lab grade: {err}", file=sys.stderr)
+        return 2
     if args.student_id:
         report.student = args.student_id
     print(report.text())

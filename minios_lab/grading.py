@@ -214,9 +214,10 @@ def grade(student: Optional[Path] = None, chapter: Optional[str] = None,
     from .grade_runner import Job, run_isolated
     student = Path(student) if student is not None else default_tree()
     report = GradeReport.start(student)
-    if not student.is_dir():
-        raise ValueError(f"no student tree at {student}")
     chosen = selected(chapter, region)
+    if not (student / "kernel").is_dir():
+        return report.finish([_lost(i, f"no kernel/ folder in {student}")
+                              for i in chosen])
     if student.resolve() == Path(reference).resolve() or \
             not grade_tree.has_solutions(reference):
         # A tree grading itself (or a hand-out, which has only itself):
@@ -235,16 +236,18 @@ def grade(student: Optional[Path] = None, chapter: Optional[str] = None,
                 tree, lines = grade_tree.spliced_tree(
                     student, regions[region_id], Path(tmp), reference)
             except grade_tree.SpliceError as err:
-                for i in indexes:
-                    c = CHECKS[i]
-                    found[i] = CheckResult(c.chapter, c.region, c.name,
-                                           c.points, 0, str(err),
-                                           status="failed")
+                found.update((i, _lost(i, str(err))) for i in indexes)
                 continue
             job = Job(tree, indexes, lines)
             for i, result in zip(indexes, run_isolated(job, Path(tmp), limit)):
                 found[i] = _cleaned(result, lines)
     return report.finish([found[i] for i in chosen])
+
+
+def _lost(index: int, message: str) -> CheckResult:
+    c = CHECKS[index]
+    return CheckResult(c.chapter, c.region, c.name, c.points, 0, message,
+                       status="failed")
 
 
 def _cleaned(result: CheckResult, lines: grade_tree.LineMap) -> CheckResult:

@@ -89,3 +89,14 @@ def test_a_batch_survives_crashes_and_hangs(tmp_path):
     bob = json.loads((out / "bob.json").read_text())
     assert [c["status"] for c in bob["checks"]].count("crashed") == 1
     assert json.loads((out / "cyd.json").read_text())["error"]
+
+
+def test_a_missing_tree_is_graded_zero_with_a_reason(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert cli.main(["grade", "--student", str(tmp_path / "nobody"),
+                     "--chapter", "02", "--json", str(out)]) == 1
+    data = json.loads(out.read_text())
+    assert data["earned"] == 0 and data["total"] == 10
+    assert all("no kernel/ folder" in c["message"] for c in data["checks"])
+    assert cli.main(["grade", "--region", "no-such-region"]) == 2
+    assert "no graded checks for region" in capsys.readouterr().err
