@@ -131,12 +131,22 @@ def _run_worker(job: Job, todo: list[int], workdir: Path, limit: float,
     deadline: Optional[float] = None
     paused_left: Optional[float] = None
     depth = 0                      # nested pauses (a boot builds, too)
+    heard = time.monotonic()       # when the worker last said something
     try:
         while True:
             wait = 1.0 if deadline is None else deadline - time.monotonic()
             events = worker.events(min(wait, 1.0))
             if events is None:
                 break
+            if events:
+                heard = time.monotonic()
+            elif current is None and time.monotonic() - heard > BUILD_LIMIT:
+                _kill(worker.proc)       # stuck between checks: start anew
+                for i in todo:
+                    results.setdefault(i, _lost(
+                        CHECKS[i], "crashed", f"the grader's worker did not "
+                        f"answer for {BUILD_LIMIT:g} s", _tail(worker.log)))
+                return
             for event in events:
                 if "start" in event:
                     current, depth = event["start"], 0
@@ -159,9 +169,11 @@ def _run_worker(job: Job, todo: list[int], workdir: Path, limit: float,
             if (current is not None and deadline is not None
                     and time.monotonic() > deadline):
                 _kill(worker.proc)
+                what = (f"a build or a boot did not finish in "
+                        f"{BUILD_LIMIT:g} s" if depth else
+                        f"did not finish in {limit:g} s (an endless loop?)")
                 results[current] = _lost(
-                    CHECKS[current], "timed out",
-                    f"did not finish in {limit:g} s (an endless loop?)",
+                    CHECKS[current], "timed out", what,
                     [job.clean(line) for line in _tail(worker.log, 6)])
                 return
         returncode = worker.proc.wait()
