@@ -110,10 +110,12 @@ print(len(ticks.intervals_us), "intervals;", "all checks passed:", ticks.passed)
 # %% [markdown]
 # ## When it goes wrong
 #
-# `crash=1` makes the guest write to an unmapped address before its trap
-# table exists. Xen kills the domain and dumps its registers; the harness
-# finds the faulting instruction and names it with the image's symbols and
-# line table:
+# The guest registers its trap table at start of day, before any chapter,
+# leaves page 0 unmapped and maps its own code read-only. So a bad pointer
+# is the guest's own page fault: its handler prints the faulting address
+# (`cr2`), the decoded error code and the instruction, then panics; Xen
+# ends the domain, and the harness names the function with the image's
+# symbols and line table. `crash=1` writes to an unmapped address:
 
 # %%
 from minios_lab.notebook_text import crash_place
@@ -127,6 +129,19 @@ print("the crash is in", crash_place(crashed.crash))
 
 # %% tags=["nbval-ignore-output"]
 print(crashed.crash.symbol, crashed.crash.source)
+
+# %% [markdown]
+# `crash=null` reads through a NULL pointer, `crash=text` writes into the
+# kernel's own code. `crash_summary` says what each did, naming addresses
+# in the code by function (offsets and line numbers, which move, are
+# left out of the comparison the tests make):
+
+# %%
+from minios_lab.final import crash_summary
+print(crash_summary(boot("crash=null")))
+
+# %%
+print(crash_summary(boot("crash=text")))
 
 # %% [markdown]
 # After the trap table is installed, a fault with no fix-up ends in the
