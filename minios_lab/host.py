@@ -201,7 +201,10 @@ def _python_caller() -> str:
         frame = frame.f_back
     if frame is None:
         return ""
-    name = os.path.basename(frame.f_code.co_filename)
+    path = frame.f_code.co_filename
+    if "ipykernel_" in path or path.startswith("<ipython-input"):
+        return f" at line {frame.f_lineno} of the cell"   # no temp names
+    name = os.path.basename(path)
     return f" at {name}:{frame.f_lineno} in {frame.f_code.co_name}()"
 
 
@@ -251,9 +254,11 @@ class KernelLib:
         raise AttributeError(f"kernel unit has no function or global {name!r}")
 
     def _guarded(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        invoke = self._invoke
+
         def call(*args: Any) -> Any:
             __tracebackhide__ = True  # IPython: show the cell, not this
-            return self.call(function, *args)
+            return invoke(function, args)
         call.__name__ = getattr(function, "__name__", "kernel_function")
         return call
 
@@ -281,11 +286,12 @@ class KernelLib:
     def _check_usable(self) -> None:
         __tracebackhide__ = True  # IPython: show the cell, not this
         if self.broken is not None:
+            what = getattr(self.broken, "where", "")
             raise KernelUnusable(
-                f"this kernel instance stopped at an earlier fault or "
-                f"interrupt ({self.broken}) and its memory cannot be "
-                f"trusted: create a fresh one (a new object of the same "
-                f"class, e.g. PageAllocator(...))", self.broken)
+                f"this kernel instance stopped at an earlier "
+                f"{type(self.broken).__name__} ({what}) and its memory "
+                f"cannot be trusted: create a fresh one (a new object of "
+                f"the same class, e.g. PageAllocator(...))", self.broken)
 
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Call a kernel function with this unit's hypervisor serving it."""

@@ -268,6 +268,9 @@ def glibc_sprintf(fmt: Text, *args: Any) -> str:
 
 # --- the kernel's libc -------------------------------------------------------
 
+MAX_BUFFER = 1 << 24   # the largest buffer snprintf() makes for a test
+
+
 class Libc:
     """The kernel's libc functions, called through a built ``libc`` unit."""
 
@@ -299,6 +302,12 @@ class Libc:
         Shows the truncation rules: the return value is the full length,
         the buffer holds at most size - 1 bytes and a NUL.
         """
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"snprintf: size must be an integer, not "
+                            f"{type(size).__name__}")
+        if not 0 <= size <= MAX_BUFFER:
+            raise ValueError(f"snprintf: size must be 0 .. {MAX_BUFFER} "
+                             f"(a buffer Python makes), not {size}")
         raw = _to_bytes(fmt, "format")
         buf = self.ffi.new("char[]", max(size, 1))
         target = buf if size > 0 else self.ffi.NULL

@@ -6,9 +6,12 @@ memory", and the kernel's own C (kernel/mm/) manages it.
 
 * :class:`PageAllocator` runs ``init_page_allocator()`` on that memory and
   speaks in page frame numbers counted from its first page: ``alloc(order)``
-  returns a pfn or ``None``, ``free(pfn, order)`` gives it back. Nothing is
-  checked here: misuse reaches the kernel, whose own checks panic, and the
-  panic arrives as :class:`~minios_lab.errors.KernelPanic`.
+  returns a pfn or ``None``, ``free(pfn, order)`` gives it back. Misuse
+  reaches the kernel, whose own checks panic, and the panic arrives as
+  :class:`~minios_lab.errors.KernelPanic`; only what the kernel cannot
+  know (the order a chunk was allocated with, whether alloc() ever handed
+  a page out) is checked here first, with :class:`FreeError`.
+  ``free_address()`` checks nothing.
 * :class:`Heap` runs xmalloc on top of a PageAllocator of its own.
 * ``snapshot()`` of either returns plain data (numpy arrays, lists of
   dataclasses) for tests and for the plots of :mod:`minios_lab.viz_mm`.
@@ -19,8 +22,9 @@ addresses and every pool is aligned to its own size: the buddy alignment of
 the pfns seen here is the alignment of the real addresses.
 
 The kernel keeps one current pool and one current heap; every method here
-first makes its own object current, so several objects can live side by
-side. A ``kernel.f()`` call made by hand acts on whichever was used last.
+first makes its own object current, holding the kernel module's lock, so
+several objects can live side by side, also in several threads. A
+``kernel.f()`` call made by hand acts on whichever was used last.
 """
 from __future__ import annotations
 
@@ -105,6 +109,10 @@ def _release(slot: int, address: int, size: int) -> None:
     _slots_in_use.discard(slot)
 
 
+class OutsideMemory(IndexError, ValueError):
+    """A page number outside the guest's memory."""
+
+
 class PhysicalMemory:
     """`nr_pages` zeroed pages of host memory, aligned to 64 GiB.
 
@@ -139,8 +147,10 @@ class PhysicalMemory:
 
     def view(self, pfn: int, nbytes: int = PAGE_SIZE) -> memoryview:
         """The bytes at page `pfn`, readable and writable from Python."""
-        if pfn < 0 or pfn * PAGE_SIZE + nbytes > self.size:
-            raise IndexError("outside the guest's memory")
+        pfn, nbytes = _integer(pfn, "pfn"), _integer(nbytes, "nbytes")
+        if pfn < 0 or nbytes < 0 or pfn * PAGE_SIZE + nbytes > self.size:
+            raise OutsideMemory(f"page {pfn} (+{nbytes} bytes) is outside "
+                                f"the guest's {self.nr_pages} pages")
         return memoryview((ctypes.c_char * nbytes).from_address(
             self.address(pfn))).cast("B")
 
@@ -585,8 +595,9 @@ class Heap:
 
     def read(self, address: int, nbytes: int) -> bytes:
         nbytes = _integer(nbytes, "nbytes")
-        if nbytes < 0:
-            raise ValueError(f"nbytes must be >= 0, not {nbytes}")
+        if not 0 <= nbytes <= self.pages.memory.size:
+            raise ValueError(f"nbytes must be 0 .. {self.pages.memory.size} "
+                             f"(the guest's memory), not {nbytes}")
         out = self.ffi.new("char[]", max(nbytes, 1))
         self._copy(out, self.ffi.cast("void *", address), nbytes, address)
         return bytes(self.ffi.buffer(out, nbytes))

@@ -183,6 +183,10 @@ def merge_runs(leaves: list[tuple[int, int]]) -> list[Mapping]:
     return runs
 
 
+# The most pages one map()/unmap()/count_mapped() may cover: 64 GiB.
+MAX_COUNT = 1 << 24
+
+
 class PageTables:
     """kernel/mm/pagetable.c on a machine of `nr_pages` pages.
 
@@ -217,8 +221,9 @@ class PageTables:
 
     def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         __tracebackhide__ = True  # IPython: show the cell, not this
-        self.kernel.pt_select(self.state)
-        return function(*args)
+        with self.kernel.lock:     # the kernel has one current set of tables
+            self.kernel.pt_select(self.state)
+            return function(*args)
 
     def _check(self, rc: int) -> int:
         if rc < 0:
@@ -227,8 +232,19 @@ class PageTables:
         return rc
 
     # -- the kernel's API ----------------------------------------------------------
+    def _count(self, count: int) -> int:
+        """A page count the kernel can loop over in reasonable time."""
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"count must be an integer, not "
+                            f"{type(count).__name__}")
+        if not 0 <= count <= MAX_COUNT:
+            raise ValueError(f"count must be 0 .. {MAX_COUNT} pages, not "
+                             f"{count}")
+        return count
+
     def map(self, va: int, pfn: int, count: int = 1, flags: int = DATA) -> None:
         __tracebackhide__ = True  # IPython: show the cell, not this
+        count = self._count(count)
         self._check(self._call(self.kernel.pt_map, va, pfn, count, flags))
 
     def map_mfn(self, va: int, mfn: int, flags: int = DATA) -> None:
@@ -236,7 +252,8 @@ class PageTables:
 
     def unmap(self, va: int, count: int = 1) -> int:
         """Unmap; returns how many of the pages were mapped."""
-        return self._check(self._call(self.kernel.pt_unmap, va, count))
+        return self._check(self._call(self.kernel.pt_unmap, va,
+                                      self._count(count)))
 
     def map_all(self) -> int:
         """Map every page 1:1; returns the pages mapped afterwards."""
@@ -252,7 +269,8 @@ class PageTables:
                     w.mfn if w.present else None, pfn if w.present else None)
 
     def count_mapped(self, va: int, count: int) -> int:
-        return self._call(self.kernel.pt_count_mapped, va, count)
+        return self._call(self.kernel.pt_count_mapped, va,
+                          self._count(count))
 
     def summary(self) -> str:
         """The kernel's own report (pt_print_summary)."""
@@ -270,6 +288,12 @@ class PageTables:
         return self.xen.nr_pages
 
     def pfn_to_mfn(self, pfn: int) -> int:
+        if isinstance(pfn, bool) or not isinstance(pfn, int):
+            raise TypeError(f"pfn must be an integer, not "
+                            f"{type(pfn).__name__}")
+        if not 0 <= pfn < self.xen.nr_pages:
+            raise ValueError(f"pfn must be 0 .. {self.xen.nr_pages - 1}, "
+                             f"not {pfn}")
         return int(self.xen.p2m[pfn])
 
     def stats(self) -> dict[str, int]:

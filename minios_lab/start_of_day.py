@@ -81,7 +81,14 @@ class StartOfDay:
         magic = values.pop("magic")
         self.ffi.memmove(si.magic, magic[:32], min(len(magic), 32))
         for name, value in values.items():
-            setattr(si, name, value)
+            try:
+                setattr(si, name, value)
+            except OverflowError:
+                raise ValueError(f"{name}={value} does not fit the field "
+                                 f"start_info.{name}") from None
+            except AttributeError:
+                raise TypeError(f"start_info has no field {name!r}") \
+                    from None
         raw = cmd_line.encode() if isinstance(cmd_line, str) else cmd_line
         limit = self.kernel.MAX_GUEST_CMDLINE
         if len(raw) > limit:

@@ -221,16 +221,22 @@ class Traps:
                   events_enabled: bool = True, **registers: int) -> Any:
         """A struct pt_regs as entry.S leaves it for this exception."""
         regs = self.ffi.new("struct pt_regs *")
+        if isinstance(vector, bool) or not isinstance(vector, int):
+            raise TypeError(f"vector must be an integer, not "
+                            f"{type(vector).__name__}")
+        if not 0 <= vector <= 255:
+            raise ValueError(f"vector must be 0 .. 255, not {vector}")
         if error_code is not None and not self.has_error_code(vector):
             raise ValueError(f"vector {vector} has no error code")
-        regs.vector, regs.rip = vector, rip
-        regs.error_code = error_code or 0   # the stub pushes 0 if none
+        _store(regs, "vector", vector)
+        _store(regs, "rip", rip)
+        _store(regs, "error_code", error_code or 0)  # the stub pushes 0
         regs.cs, regs.rflags = kernel_cs_rflags(self.kernel, events_enabled)
         regs.rsp, regs.ss = DEFAULT_RSP, self.kernel.FLAT_KERNEL_SS
         for name, value in registers.items():
             if name not in GPR_NAMES + ("rsp", "rflags"):
                 raise ValueError(f"pt_regs has no register {name!r}")
-            setattr(regs, name, value)
+            _store(regs, name, value)
         return regs
 
     def raise_exception(self, vector: int, rip: int,
@@ -280,6 +286,15 @@ class Traps:
                  "upcall_mask", "saved_mask")}
         return TrapSnapshot(taken, stats.resumed, stats.fixed_up, stats.depth,
                             last)
+
+
+def _store(regs: Any, name: str, value: Any) -> None:
+    """regs.name = value, or ValueError/TypeError saying what is wrong."""
+    try:
+        setattr(regs, name, value)
+    except OverflowError:
+        raise ValueError(f"{name}={value} does not fit a 64-bit "
+                         f"register") from None
 
 
 def kernel_cs_rflags(kernel: Any, events_enabled: bool) -> tuple[int, int]:

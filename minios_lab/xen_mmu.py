@@ -173,12 +173,21 @@ def shuffled_frames(nr_pages: int, seed: int, run: int) -> np.ndarray:
     return (starts[:, None] + np.arange(run)[None, :]).reshape(-1)
 
 
+MAX_PAGES = 1 << 20    # 4 GiB of guest memory, the most boot() accepts
+
+
 class XenMMU(Hypervisor):
     """Python playing Xen's memory management for one PV domain."""
 
     def __init__(self, nr_pages: int, seed: int = 0, run: int = 16,
                  kernel_end: int = KERNEL_END):
         super().__init__()
+        if isinstance(nr_pages, bool) or not isinstance(nr_pages, int):
+            raise TypeError(f"nr_pages must be an integer, not "
+                            f"{type(nr_pages).__name__}")
+        if not 0 < nr_pages <= MAX_PAGES:
+            raise ValueError(f"nr_pages must be 1 .. {MAX_PAGES} "
+                             f"({MAX_PAGES >> 8} MiB), not {nr_pages}")
         self.nr_pages = nr_pages
         self.layout = xen_bootstrap(nr_pages, kernel_end)
         self.memory = mmap.mmap(-1, nr_pages * PAGE_SIZE)

@@ -612,3 +612,44 @@ def test_missing_binutils_is_a_toolchain_error(kernel_copy, monkeypatch,
     monkeypatch.setenv("PATH", str(tools))
     with pytest.raises(ToolchainError, match="binutils"):
         load("libc", kernel_dir=kernel_copy)
+
+
+# --- in a real Jupyter kernel ------------------------------------------------------
+
+def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(kernel_copy):
+    """What a learner does: a cell loops in kernel code, Interrupt; a cell
+    faults; the next cell still runs in the same (live) Jupyter kernel."""
+    jupyter_client = pytest.importorskip("jupyter_client")
+    inject(kernel_copy, "lib/string.c", STRLEN,
+           "    while (s[0] == 'L')\n        n++;\n" + STRLEN)
+    load("libc", kernel_dir=kernel_copy)            # built before the clock
+    km, kc = jupyter_client.manager.start_new_kernel(
+        kernel_name="python3", cwd=str(REPO))
+    try:
+        def run(code: str, interrupt_after: float | None = None) -> dict:
+            msg_id = kc.execute(code)
+            if interrupt_after is not None:
+                threading.Timer(interrupt_after, km.interrupt_kernel).start()
+            reply = kc.get_shell_msg(timeout=120)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = kc.get_shell_msg(timeout=120)
+            return reply["content"]
+
+        setup = run(f"from pathlib import Path\n"
+                    f"from minios_lab.units import load\n"
+                    f"k = load('libc', kernel_dir=Path({str(kernel_copy)!r}))\n"
+                    f"k.strlen(b'warm')")
+        assert setup["status"] == "ok", setup
+        looped = run("k.strlen(b'Loop')", interrupt_after=1.0)
+        assert looped["status"] == "error"
+        assert looped["ename"] == "KernelInterrupt", looped
+        faulted = run("load('libc').strlen(load('libc').ffi.NULL)")
+        assert faulted["ename"] == "KernelFault"
+        assert "NULL pointer dereference" in faulted["evalue"]
+        again = run("assert load('libc').strlen(b'alive') == 5\n"
+                    "k.strlen(b'x')")
+        assert again["ename"] == "KernelUnusable"
+        assert km.is_alive()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

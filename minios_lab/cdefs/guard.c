@@ -45,9 +45,9 @@ int PyGILState_Check(void); /* from the Python interpreter */
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define ALTSTACK_SIZE (64 * 1024)
 
-static TLS struct host_guard *current;  /* innermost guard of this thread */
-static TLS struct host_fault outcome;   /* of the last guard that left early */
-static TLS int thread_ready;            /* altstack set up for this thread */
+static TLS struct host_guard *current; /* innermost guard of this thread */
+static TLS struct host_fault outcome;  /* of the last guard that left early */
+static TLS int thread_ready;           /* altstack set up for this thread */
 
 static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 #define NR_FAULT_SIGNALS (sizeof(fault_signals) / sizeof(fault_signals[0]))
