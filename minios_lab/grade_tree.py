@@ -29,38 +29,69 @@ class SpliceError(Exception):
     """The student's file cannot be spliced (missing file or markers)."""
 
 
+LOCATION = re.compile(r"(?<![\w/.-])(?:kernel/)?((?:[\w.-]+/)*[\w.-]+\.[chS])"
+                      r":(\d+)")
+EXCERPT = re.compile(r"^(\s*)(\d+)( \| .*)$")
+
+
 @dataclass
 class LineMap:
-    """Rewrites paths and line numbers of one spliced tree for the learner."""
+    """Rewrites paths and line numbers of one spliced tree for the learner.
+
+    `segments` maps a file ("kernel/...") to (first spliced line, shift)
+    pairs, one per region spliced in, in order: a line of the spliced file
+    is the student's line + the shift of the region at or above it. One
+    region: `file` and `shift` say the same.
+    """
 
     tree: Optional[Path] = None          # the temporary kernel/ copy
     file: str = ""                       # the region's file, "kernel/..."
     shift: int = 0                       # student line - spliced line
     extra_paths: list[Path] = field(default_factory=list)
+    segments: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    _excerpt_file: str = ""
+
+    def __post_init__(self) -> None:
+        if self.file and not self.segments:
+            self.segments = {self.file: [(0, self.shift)]}
+
+    def student_line(self, file: str, line: int) -> int:
+        entries = self.segments[file]
+        shift = entries[0][1]
+        for begin, entry_shift in entries:
+            if begin <= line:
+                shift = entry_shift
+        return max(1, line + shift)
 
     def __call__(self, text: str) -> str:
         """`text` (a message, or context lines given in order) in the
         student's terms; gcc's source excerpts ("  129 | code") after a
-        location in the region's file get the student's numbers too."""
+        location in a spliced file get the student's numbers too."""
         for path in [self.tree, *self.extra_paths]:
             if path is not None:
                 text = text.replace(f"{path}/", "kernel/")
-        if not self.file or not self.shift:
+        if not any(s for entries in self.segments.values()
+                   for _, s in entries):
             return text
         return "\n".join(map(self._line, text.split("\n")))
 
     def _line(self, line: str) -> str:
-        inner = re.escape(self.file[len("kernel/"):])
-        location = re.compile(rf"(?<![\w/.-])(?:kernel/)?{inner}:(\d+)")
-        if re.search(r"[\w/.-]+\.[chS]:\d+", line):
-            self._in_region_file = bool(location.search(line))
-        excerpt = re.match(r"^(\s*)(\d+)( \| .*)$", line)
-        if excerpt and getattr(self, "_in_region_file", False):
-            number = int(excerpt.group(2)) + self.shift
+        excerpt = EXCERPT.match(line)
+        if excerpt and self._excerpt_file:
+            number = self.student_line(self._excerpt_file,
+                                       int(excerpt.group(2)))
             return f"{excerpt.group(1)}{number}{excerpt.group(3)}"
-        return location.sub(
-            lambda m: f"{self.file}:{max(1, int(m.group(1)) + self.shift)}",
-            line)
+        found = list(LOCATION.finditer(line))
+        if found:
+            last = f"kernel/{found[-1].group(1)}"
+            self._excerpt_file = last if last in self.segments else ""
+
+        def mapped(m: re.Match) -> str:
+            file = f"kernel/{m.group(1)}"
+            if file not in self.segments:
+                return m.group(0)
+            return f"{file}:{self.student_line(file, int(m.group(2)))}"
+        return LOCATION.sub(mapped, line)
 
 
 def has_solutions(repo: Path) -> bool:
@@ -73,29 +104,69 @@ def has_solutions(repo: Path) -> bool:
     return False
 
 
-def spliced_tree(student: Path, region: classroom.Region, workdir: Path,
-                 reference: Path) -> tuple[Path, LineMap]:
-    """The reference kernel with the student's code for one region, and
-    the map from its lines back to the student's file."""
-    tree = workdir / region.region_id / "kernel"
-    student_file = student / region.file
-    if not student_file.exists():
-        raise SpliceError(f"{region.file} is missing from the student's tree")
-    student_text = student_file.read_text(errors="replace")
+def _student_regions(student: Path, rel: str) -> dict:
+    path = student / rel
+    if not path.exists():
+        raise SpliceError(f"{rel} is missing from the student's tree")
     try:
-        student_region = {r.region_id: r for r in classroom.c_regions(
-            student_file, region.file)}[region.region_id]
-        text = classroom.splice((reference / region.file).read_text(),
-                                student_text, region.region_id)
-    except (KeyError, classroom.MarkerError):
-        raise SpliceError(f"the markers of exercise {region.region_id} are "
-                          f"gone from {region.file} (or broken)") from None
-    if not tree.exists():
-        shutil.copytree(reference / "kernel", tree,
-                        ignore=shutil.ignore_patterns("build"))
-    (tree / Path(region.file).relative_to("kernel")).write_text(text)
-    shift = student_region.first_line - region.first_line
-    return tree, LineMap(tree, region.file, shift)
+        return {r.region_id: r for r in classroom.c_regions(path, rel)}
+    except (classroom.MarkerError, UnicodeDecodeError) as err:
+        raise SpliceError(f"the exercise markers of {rel} are broken: "
+                          f"{err}") from None
+
+
+def _splice_file(reference: Path, student: Path, rel: str,
+                 wanted: set[str], errors: dict[str, str]) \
+        -> tuple[str, list[tuple[int, int]]]:
+    """The reference file with the student's body of each region in
+    `wanted` (the others as they are); and its LineMap segments."""
+    lines = (reference / rel).read_text().splitlines()
+    try:
+        theirs = _student_regions(student, rel)
+        student_text = (student / rel).read_text().splitlines()
+    except SpliceError as err:
+        errors.update((rid, str(err)) for rid in wanted)
+        theirs, student_text = {}, []
+    out: list[str] = []
+    segments: list[tuple[int, int]] = []
+    last = 0
+    for span in classroom._spans(lines, rel):
+        out.extend(lines[last:span.begin])
+        last = span.end + 1
+        mine = theirs.get(span.region_id)
+        if span.region_id not in wanted or mine is None:
+            if span.region_id in wanted and span.region_id not in errors:
+                errors[span.region_id] = (
+                    f"the markers of exercise {span.region_id} are gone "
+                    f"from {rel}")
+            out.extend(lines[span.begin:last])
+            continue
+        segments.append((len(out) + 1, mine.first_line - (len(out) + 1)))
+        out += [lines[span.begin],
+                *student_text[mine.first_line:mine.last_line - 1],
+                lines[span.end]]
+    out.extend(lines[last:])
+    return "\n".join(out) + "\n", segments
+
+
+def spliced_tree(student: Path, regions: list, workdir: Path,
+                 reference: Path, name: str) \
+        -> tuple[Path, LineMap, dict[str, str]]:
+    """The reference kernel with the student's code for `regions` (one, or
+    many at once), in workdir/name; the map from its lines back to the
+    student's files; and {region id: why it could not be spliced}."""
+    tree = workdir / name / "kernel"
+    shutil.copytree(reference / "kernel", tree,
+                    ignore=shutil.ignore_patterns("build"))
+    errors: dict[str, str] = {}
+    segments: dict[str, list[tuple[int, int]]] = {}
+    for rel in dict.fromkeys(r.file for r in regions):
+        wanted = {r.region_id for r in regions if r.file == rel}
+        text, segments[rel] = _splice_file(reference, student, rel, wanted,
+                                           errors)
+        (tree / Path(rel).relative_to("kernel")).write_text(text)
+    return tree, LineMap(tree, segments={k: v for k, v in segments.items()
+                                         if v}), errors
 
 
 def compiler_error(log: str, limit: int = 14) -> tuple[str, list[str]]:

@@ -4,10 +4,13 @@ Each graded check belongs to one chapter and one solution region (see
 minios_lab.classroom) and is worth some points. ``grade(student_dir)``:
 
 * runs *these* checks, the grader's own copy, never the student's tests;
-* grades each region in isolation: the student's code for that region is
-  spliced into the reference kernel, so one unfinished exercise (of this
-  chapter or another) cannot cost the points of another, and restoring one
-  region's solution gives exactly that region's points;
+* takes only the student's code between the exercise markers, spliced
+  into the reference kernel: first every region at once (one build, shared
+  boots: a solved tree is graded in one pass), then each region that lost
+  points there on its own, with the reference code everywhere else, so one
+  unfinished exercise (of this chapter or another) cannot cost the points
+  of another, and restoring one region's solution gives exactly that
+  region's points;
 * runs every check in a worker process with a time limit
   (minios_lab.grade_runner): a region that crashes or loops loses that
   check's points, with a message saying so, and the grader goes on;
@@ -168,6 +171,8 @@ def run_check(c: GradedCheck, ctx: Context) -> CheckResult:
         first, lines = grade_tree.compiler_error(str(err))
         return lost("failed", f"does not compile: {first}", lines)
     except errors.KernelPanic as err:
+        if str(err.message).startswith("not implemented"):  # a fresh stub
+            return lost("failed", f"not written yet: {err}")
         return lost("crashed", f"crashed: kernel panic: {err}",
                     str(err.console).splitlines()[-8:])
     except Exception as err:  # noqa: BLE001 - every fault is the check's
@@ -211,7 +216,6 @@ def grade(student: Optional[Path] = None, chapter: Optional[str] = None,
           reference: Path = REPO_DIR) -> GradeReport:
     """Grade a student's tree with the grader's own checks, region by region,
     each check isolated with a time limit of `limit` seconds."""
-    from .grade_runner import Job, run_isolated
     student = Path(student) if student is not None else default_tree()
     report = GradeReport.start(student)
     chosen = selected(chapter, region)
@@ -225,23 +229,56 @@ def grade(student: Optional[Path] = None, chapter: Optional[str] = None,
         # check it once, as it is, sharing builds and boots.
         return report.finish(_as_is(student, chosen, limit))
     regions = {r.region_id: r for r in classroom.all_regions(reference)}
-    by_region: dict[str, list[int]] = {}
-    for i in chosen:
-        by_region.setdefault(CHECKS[i].region, []).append(i)
     found: dict[int, CheckResult] = {}
     grade_tree.sweep_stale()
     with tempfile.TemporaryDirectory(prefix=grade_tree.workdir_prefix()) as tmp:
-        for region_id, indexes in by_region.items():
-            try:
-                tree, lines = grade_tree.spliced_tree(
-                    student, regions[region_id], Path(tmp), reference)
-            except grade_tree.SpliceError as err:
-                found.update((i, _lost(i, str(err))) for i in indexes)
-                continue
-            job = Job(tree, indexes, lines)
-            for i, result in zip(indexes, run_isolated(job, Path(tmp), limit)):
-                found[i] = _cleaned(result, lines)
+        lost = _together(student, chosen, regions, Path(tmp), reference,
+                         limit, found)
+        for region_id in lost:      # again, each region alone
+            indexes = [i for i in chosen if CHECKS[i].region == region_id]
+            _spliced_run(student, [regions[region_id]], indexes, Path(tmp),
+                         reference, limit, found)
     return report.finish([found[i] for i in chosen])
+
+
+def _spliced_run(student: Path, regions: list, indexes: list[int],
+                 workdir: Path, reference: Path, limit: float,
+                 found: dict[int, CheckResult]) -> None:
+    """Run checks `indexes` on the reference kernel with the student's code
+    for `regions`, each check isolated; results into `found`."""
+    from .grade_runner import Job, run_isolated
+    name = regions[0].region_id if len(regions) == 1 else "all-regions"
+    tree, lines, errors = grade_tree.spliced_tree(student, regions, workdir,
+                                                  reference, name)
+    for i in indexes:
+        if CHECKS[i].region in errors:
+            found[i] = _lost(i, errors[CHECKS[i].region])
+    runnable = [i for i in indexes if i not in found]
+    if runnable:
+        results = run_isolated(Job(tree, runnable, lines), workdir, limit)
+        for i, result in zip(runnable, results):
+            found[i] = _cleaned(result, lines)
+
+
+def _together(student: Path, chosen: list[int], regions: dict,
+              workdir: Path, reference: Path, limit: float,
+              found: dict[int, CheckResult]) -> list[str]:
+    """First pass: every chosen region of the student at once, in one tree
+    (one build, shared boots). Regions that earn all their points there
+    keep them; the others are returned, to be graded alone (so that one
+    chapter's stub never costs another chapter's points)."""
+    ids = list(dict.fromkeys(CHECKS[i].region for i in chosen))
+    if len(ids) == 1:
+        _spliced_run(student, [regions[ids[0]]], chosen, workdir, reference,
+                     limit, found)
+        return []
+    first: dict[int, CheckResult] = {}
+    _spliced_run(student, [regions[r] for r in ids], chosen, workdir,
+                 reference, limit, first)
+    lost = {CHECKS[i].region for i, r in first.items() if not r.good}
+    found.update((i, r) for i, r in first.items()
+                 if CHECKS[i].region not in lost)
+    return [r for r in ids if r in lost]
 
 
 def _lost(index: int, message: str) -> CheckResult:
