@@ -95,6 +95,7 @@ def test_sanitize_makes_two_builds_read_the_same() -> None:
              ("KernelPanic: bad magic (at kernel/start_of_day.c:176)",
               "KernelPanic: bad magic (at kernel/start_of_day.c:180)"),
              ("(XEN) Freed 656kB init memory", "(XEN) Freed 668kB init memory"),
+             ("  start_info     0x55c4bbfaab40", "  start_info     0x1e4f2a0"),
              ('<span style="color: inherit; background-color: transparent; '
               'padding-left: 5px; padding-right: 5px;"> 9</span>{',
               '<span style="color: inherit; background-color: transparent; '

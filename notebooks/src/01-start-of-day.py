@@ -59,12 +59,18 @@ sod.parse(si)
 print(sod.report(si))
 
 # %%
-for call in sod.kernel.hypervisor.calls[:3]:
-    print(call.name, call.args[:2])
+calls = sod.kernel.hypervisor.calls
+print(calls[0].name, calls[0].args[:2])
+print(len(calls), "calls for", len(sod.report(si).splitlines()), "lines;",
+      "all console_io(CONSOLEIO_write, ...):",
+      all(c.name == "console_io" and c.args[0] == 0 for c in calls))
 
 # %% [markdown]
 # Each line was one `console_io(CONSOLEIO_write, length, text)` hypercall
-# (`CONSOLEIO_write` is 0).
+# (`CONSOLEIO_write` is 0): the first line, `start_info: magic
+# xen-3.0-x86_64` and its newline, is 33 bytes. (The lengths of the lines
+# holding host addresses differ from machine to machine, so only the first
+# is shown.)
 #
 # ## Bad pages
 #
