@@ -79,6 +79,9 @@ def cmd_assignment(args: argparse.Namespace) -> int:
     for region in removed:
         print(f"  {region.file}:{region.first_line}  {region.region_id} "
               f"in {region.function}()")
+    left_out = Path(args.out_dir) / "LEFT-OUT.txt"
+    if left_out.exists():
+        print(left_out.read_text().rstrip())
     return 0
 
 
