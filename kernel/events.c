@@ -150,6 +150,10 @@ bool evtchn_deliver(evtchn_port_t port, struct pt_regs *regs)
     return true;
 }
 
+/* Upstream Mini-OS has a bind_evtchn() too, with another contract: it
+ * returns the port (evtchn_port_t) and replaces a handler already there
+ * with a warning. This one returns 0 or a negative error and refuses a
+ * bound port (-XEN_EBUSY). */
 int bind_evtchn(evtchn_port_t port, evtchn_handler_t handler, void *data)
 {
     BUG_ON(handler == NULL);
@@ -179,6 +183,10 @@ int unbind_evtchn(evtchn_port_t port)
     return evtchn_close(port);
 }
 
+/* Named as upstream Mini-OS's bind_virq(), which returns an evtchn_port_t
+ * and cannot report Xen's error; this one returns the port as an int, or
+ * Xen's (or bind_evtchn()'s) negative error, and closes the port again if
+ * binding the handler fails. */
 int bind_virq(uint32_t virq, evtchn_handler_t handler, void *data)
 {
     struct evtchn_bind_virq op = {.virq = virq, .vcpu = 0};
@@ -194,6 +202,9 @@ int bind_virq(uint32_t virq, evtchn_handler_t handler, void *data)
     return (int)op.port;
 }
 
+/* Named as upstream Mini-OS's evtchn_alloc_unbound(), which also takes a
+ * handler and data and binds the new port at once; this one only asks Xen
+ * for the port (bind it with bind_evtchn() when wanted). */
 int evtchn_alloc_unbound(domid_t remote_dom, evtchn_port_t *port)
 {
     struct evtchn_alloc_unbound op = {.dom = DOMID_SELF,

@@ -43,10 +43,12 @@
 #include <minios/bug.h>
 #include <minios/events.h>
 #include <minios/hypervisor.h>
+#include <minios/pagetable.h>
 
-/* PTE bits for the shared_info mapping: present, writable, user (a PV
- * kernel runs in ring 3, so its own pages are user pages). */
-#define SHARED_INFO_PTE_FLAGS 7UL
+/* PTE bits for the shared_info mapping: a data page like any other
+ * (<minios/pagetable.h>); Xen adds _PAGE_USER itself, as for every page of
+ * a 64-bit PV kernel, which runs in ring 3. */
+#define SHARED_INFO_PTE_FLAGS PT_DATA_FLAGS
 
 shared_info_t *HYPERVISOR_shared_info;
 unsigned long shared_info_generation;

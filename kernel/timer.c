@@ -36,9 +36,10 @@
  * events atomically (<xen/sched.h>), so a tick already pending makes it
  * return at once, and the upcall runs as the hypercall returns.
  *
- * As in the original Mini-OS, the tick handler prints the system time every
- * TICKS_PER_REPORT ticks. It also records each interval between ticks, and
- * how late each tick came after its deadline, for the chapter's report.
+ * The tick handler prints the system time every TICKS_PER_REPORT ticks
+ * (once a second at the default 1 ms period). It also records each
+ * interval between ticks, and how late each tick came after its deadline,
+ * for the chapter's report.
  */
 #include <minios/bug.h>
 #include <minios/console.h>

@@ -63,7 +63,9 @@ struct trap_desc {
 #define STUB(entry) entry, #entry
 
 /* Vectors 2 (NMI, a callback of its own), 8 (double fault, Xen's) and 18
- * (machine check, Xen's) are not here; nor are 20 and up. */
+ * (machine check, Xen's) are not here; nor are 20 and up. Vectors 9
+ * (coprocessor segment overrun, raised only by a 386 with an external FPU)
+ * and 15 (reserved by Intel) have no standard mnemonic: "-". */
 static const struct trap_desc trap_descs[] = {
     {0, 0, false, false, "#DE", "divide error", STUB(divide_error), do_trap},
     {1, 0, false, false, "#DB", "debug", STUB(debug), do_debug},
@@ -73,7 +75,7 @@ static const struct trap_desc trap_descs[] = {
     {6, 0, false, false, "#UD", "invalid opcode", STUB(invalid_op), do_trap},
     {7, 0, false, false, "#NM", "device not available",
      STUB(device_not_available), do_trap},
-    {9, 0, false, false, "#CSO", "coprocessor segment overrun",
+    {9, 0, false, false, "-", "coproc seg overrun",
      STUB(coprocessor_segment_overrun), do_trap},
     {10, 0, false, true, "#TS", "invalid TSS", STUB(invalid_TSS), do_trap},
     {11, 0, false, true, "#NP", "segment not present",
@@ -82,8 +84,8 @@ static const struct trap_desc trap_descs[] = {
     {13, 0, false, true, "#GP", "general protection", STUB(general_protection),
      do_trap},
     {14, 0, true, true, "#PF", "page fault", STUB(page_fault), do_page_fault},
-    {15, 0, false, false, "#R15", "reserved (spurious interrupt)",
-     STUB(spurious_interrupt_bug), do_trap},
+    {15, 0, false, false, "-", "reserved", STUB(spurious_interrupt_bug),
+     do_trap},
     {16, 0, false, false, "#MF", "x87 floating point", STUB(coprocessor_error),
      do_trap},
     {17, 0, false, true, "#AC", "alignment check", STUB(alignment_check),

@@ -38,7 +38,7 @@
  * has ds, es, fs, gs between r11 and rip, and only reports and stops.
  */
 #define __ASSEMBLY__
-#define __XEN_INTERFACE_VERSION__ 0x00040e00 /* as in <minios/xen.h> */
+#include <minios/xen_interface.h>
 #include <minios/traps.h>
 #include <xen/xen.h>
 

@@ -5,9 +5,11 @@
  * %rdx, %rcx, %r8, %r9. Xen's 64-bit PV convention wants a1..a5 in %rdi,
  * %rsi, %rdx, %r10, %r8 and the call made into the hypercall page that Xen
  * filled at domain build: stub nr sits at hypercall_page + nr * 32. The
- * result comes back in %rax; the stub clobbers %rcx and %r11. All the
- * registers touched here are caller-saved in System V, so nothing needs
- * saving.
+ * result comes back in %rax. Xen's ABI (<xen/arch-x86/xen-x86_64.h>) lets
+ * a hypercall clobber its argument registers, and the syscall instruction
+ * in the stub clobbers %rcx and %r11. Every one of these is caller-saved
+ * in System V, and so is everything else touched here, so nothing needs
+ * saving: our own caller expects them all to be lost.
  *
  * A number outside the page returns -ENOSYS (38) instead of jumping into
  * whatever follows it. Hypercall 23 (iret) returns -ENOSYS too: it must be

@@ -1,19 +1,20 @@
 /*
  * The Xen ABI, from Xen's own public headers (Debian's libxen-dev).
  *
- * The interface version must be set before the first include: without it
- * the headers fall back to the legacy interface, where some hypercall
- * numbers silently mean their old compat versions.
+ * The interface version must be set before the first include: it comes
+ * from <minios/xen_interface.h>, the one place it is defined.
  */
 #ifndef MINIOS_XEN_H
 #define MINIOS_XEN_H
 
-#define __XEN_INTERFACE_VERSION__ 0x00040e00
+#include <minios/xen_interface.h>
 
 #include <minios/types.h>
 
-/* xen.h must come first: it defines the basic types the others use. */
+/* xen.h first: it defines the basic types the others use (each of them
+ * also includes it itself, so the order is for the reader). */
 /* clang-format off */
+#include <xen/xen.h>
 #include <xen/callback.h>
 #include <xen/errno.h>
 #include <xen/event_channel.h>
@@ -21,7 +22,6 @@
 #include <xen/sched.h>
 #include <xen/vcpu.h>
 #include <xen/version.h>
-#include <xen/xen.h>
 /* clang-format on */
 
 #endif
