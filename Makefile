@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks
+.PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks site
 
 help: ## list the targets (this)
 	@sed -n 's/^\([a-z-]*\):.*## \(.*\)$$/  make \1\t\2/p' $(MAKEFILE_LIST) | expand -t 24
@@ -76,6 +76,10 @@ $(STAMP): pyproject.toml
 	 $(BIN)/python -m pip install --quiet -e '.[test]' || { rm -f $@; \
 	  echo "minios-lab: pip install failed (above); make again retries it." >&2; exit 1; }
 	@touch $@
+
+# The course as a static website (stored notebooks, nothing executed).
+site: setup ## build the course as a static website in site/ (open site/index.html)
+	$(BIN)/python -m minios_lab.site site
 
 # Re-run every notebook from notebooks/src/ and store it with its outputs.
 notebooks: setup ## re-run every notebook from notebooks/src/, store outputs
