@@ -71,6 +71,10 @@ NEEDS: tuple[Need, ...] = (
     Need("gdb", "the debugger (minios-lab debug)", _program("gdb")),
     Need("clang-format", "make format / format-check",
          _program("clang-format", "CLANG_FORMAT")),
+    Need("chromium", "the browser the site test opens pages in",
+         _program("chromium")),
+    Need("chromium-driver", "chromedriver (the site test drives chromium)",
+         _program("chromedriver")),
 )
 
 
