@@ -32,6 +32,10 @@
  *   probe=iret  call hypercall(__HYPERVISOR_iret) and print what it
  *               returns: hypercall() refuses it (iret is jumped to, never
  *               called)
+ *   forever=1   after the result line, keep the timer running and print
+ *               the system time every 1000 ticks until QEMU is stopped, or
+ *               for ticks=N more ticks (time_run_on(), kernel/time_demo.c);
+ *               not with chapters=0, which stops after the start of day
  * Each crash prints the guest's page-fault line and a PANIC. Later
  * chapters add their steps between the start of day and the result line.
  */
@@ -163,6 +167,8 @@ void start_kernel(start_info_t *si)
     else if (run_chapters() != 0)
         failed = true;
     printk("minios-lab: RESULT: %s\n", failed ? "FAILURE" : "SUCCESS");
+    if (boot_arg_ulong(&boot_info, "chapters", 1))
+        time_run_on();
     if (boot_arg_ulong(&boot_info, "poweroff", 0))
         hypervisor_shutdown(SHUTDOWN_poweroff);
     hypervisor_shutdown(SHUTDOWN_reboot);

@@ -17,6 +17,15 @@
  *    harness to parse (minios_lab/time.py, parse_time_section).
  *
  * Each check prints "time: PASS what" or "time: FAIL what".
+ *
+ * After every chapter, forever=1 makes the guest run on as Mini-OS does:
+ * time_run_on() starts the timer again (tick_us as above) and the guest
+ * idles between ticks, printing "timer: tick N at system time S s" every
+ * TICKS_PER_REPORT ticks, until QEMU is stopped (`minios-lab boot`, which
+ * `make boot` runs, passes forever=1; Ctrl-C ends it). ticks=N > 0 bounds
+ * this run too: N more ticks, then the guest shuts down as usual (the time
+ * chapter has run its own N ticks before). ticks=0 skips the chapter's
+ * timer and leaves the run-on unbounded.
  */
 #include <minios/console.h>
 #include <minios/events.h>
@@ -164,6 +173,40 @@ static int timer_phase(void)
         return check(false, "tick_us=%lu is within %lu..%lu", tick_us,
                      TICK_US_MIN, TICK_US_MAX);
     return run_timer(tick_us, ticks);
+}
+
+int time_run_on(void)
+{
+    unsigned long tick_us =
+        boot_arg_ulong(&boot_info, "tick_us", DEFAULT_TICK_US);
+    unsigned long bound = boot_arg_ulong(&boot_info, "ticks", 0);
+    struct timer_state *t = &timer_state;
+    long rc;
+
+    if (!boot_arg_ulong(&boot_info, "forever", 0))
+        return 0;
+    if (tick_us < TICK_US_MIN || tick_us > TICK_US_MAX)
+        tick_us = DEFAULT_TICK_US;
+    rc = map_shared_info(boot_info.shared_info_ma);
+    if (rc == 0)
+        rc = timer_start(tick_us * NSEC_PER_USEC, bound ? bound : ~0UL);
+    if (rc != 0) {
+        printk("forever: the timer did not start: Xen said %ld\n", rc);
+        return (int)rc;
+    }
+    if (bound)
+        printk("forever=1: the timer runs on for ticks=%lu ticks of %lu us, "
+               "the system time every %d ticks\n",
+               bound, tick_us, TICKS_PER_REPORT);
+    else
+        printk("forever=1: the timer runs on, ticks of %lu us, the system "
+               "time every %d ticks, until QEMU is stopped (Ctrl-C)\n",
+               tick_us, TICKS_PER_REPORT);
+    timer_wait(t);
+    timer_stop();
+    printk("forever: %lu ticks, %lu deadlines already past when armed\n",
+           t->ticks, t->missed);
+    return 0;
 }
 
 int chapter_time(void)

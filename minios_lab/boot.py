@@ -351,16 +351,36 @@ def boot(cmdline: str = "", memory_mb: int = 64, timeout: float = 30,
 
 # --- command line ------------------------------------------------------------
 
+# The guest word that keeps it running after the chapters (kernel/time_demo.c:
+# time_run_on). `minios-lab boot` adds it unless told --once; boot() never
+# does, so a boot from Python ends by itself.
+FOREVER_WORD = "forever=1"
+# "No limit" for a boot that runs until Ctrl-C: a year, in seconds (finite,
+# since the console's queue waits take a timeout).
+NO_TIMEOUT = 365 * 24 * 3600.0
+CLI_TIMEOUT = 30.0   # the default limit of a boot that ends by itself
+INTERRUPTED = 130    # exit status after Ctrl-C, as a shell reports SIGINT
+
+
 def _parse_boot_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="minios-lab boot",
-        description="Build the guest and boot it on Xen in QEMU.")
+        description="Build the guest and boot it on Xen in QEMU, streaming "
+        "its console. After the chapters the guest keeps its timer running "
+        f"and prints the system time every 1000 ticks ({FOREVER_WORD} is "
+        "added to its command line) until Ctrl-C, which stops QEMU, or "
+        "until a ticks=N bound: N more ticks, then it shuts down.")
     parser.add_argument("cmdline", nargs="*",
                         help="guest command line words, e.g. ticks=3000")
     parser.add_argument("--memory", type=int, default=64,
                         help="guest memory in MiB (default 64)")
-    parser.add_argument("--timeout", type=float, default=30,
-                        help="seconds before the boot is stopped (30)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before the boot is stopped (default: "
+                        f"none while the guest runs on, {CLI_TIMEOUT:g} "
+                        "with --once)")
+    parser.add_argument("--once", action="store_true",
+                        help=f"do not add {FOREVER_WORD}: the guest shuts "
+                        "down after the chapters, as boot() in Python")
     parser.add_argument("--xen-args", default="",
                         help="extra words for Xen's command line")
     parser.add_argument("--no-build", action="store_true",
@@ -370,18 +390,36 @@ def _parse_boot_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _cli_cmdline(words: list[str], once: bool) -> tuple[str, bool]:
+    """The guest's command line, and whether the guest runs on after the
+    chapters (then the boot has no time limit unless --timeout says: it
+    ends with Ctrl-C or the guest's ticks= bound)."""
+    if not once and not any(w.startswith("forever=") for w in words):
+        words = words + [FOREVER_WORD]
+    return " ".join(words), FOREVER_WORD in words
+
+
 def main_boot(argv: Optional[list[str]] = None) -> int:
-    """`minios-lab boot`: stream the console; 0 iff RESULT: SUCCESS."""
+    """`minios-lab boot`: stream the console; 0 iff RESULT: SUCCESS; 130
+    (and one line, QEMU stopped) after Ctrl-C."""
     args = _parse_boot_args(sys.argv[1:] if argv is None else argv)
+    cmdline, runs_on = _cli_cmdline(list(args.cmdline), args.once)
+    timeout = args.timeout
+    if timeout is None:
+        timeout = NO_TIMEOUT if runs_on else CLI_TIMEOUT
 
     def echo(line: str) -> None:
         if not (args.guest_only and line.startswith(XEN_PREFIX)):
             print(line, flush=True)
 
     try:
-        result = boot(" ".join(args.cmdline), args.memory, args.timeout,
-                      args.xen_args, build=not args.no_build, echo=echo)
-    except MiniosLabError as err:
+        result = boot(cmdline, args.memory, timeout, args.xen_args,
+                      build=not args.no_build, echo=echo)
+    except KeyboardInterrupt:
+        print("minios-lab boot: interrupted (Ctrl-C); QEMU is stopped",
+              file=sys.stderr, flush=True)
+        return INTERRUPTED
+    except (MiniosLabError, ValueError) as err:
         print(f"minios-lab boot: {err}", file=sys.stderr)
         return 1
     if result.crash:

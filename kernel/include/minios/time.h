@@ -94,8 +94,10 @@ uint64_t tsc_khz(uint32_t mul, int shift);
 /* Accepted tick periods: Xen takes anything, QEMU cannot keep up below. */
 #define TICK_US_MIN 100UL
 #define TICK_US_MAX 1000000UL
-/* The timer prints the system time every this many ticks, as the original
- * Mini-OS did. */
+/* The timer prints the system time every this many ticks (once a second at
+ * the default 1 ms). Early Mini-OS (Xen 2 and 3) printed the time every
+ * 1000 ticks from its timer handler; later ones print it once a second
+ * from a thread. */
 #define TICKS_PER_REPORT 1000
 
 struct timer_state {
@@ -140,5 +142,11 @@ void timer_report(const struct timer_state *t);
 /* The guest's chapter "time": clock, wall clock, then tick_us/ticks
  * from the command line. Prints its section; returns 0 if all passed. */
 int chapter_time(void);
+/* forever=1 on the command line: after the chapters, start the timer again
+ * and let it run, printing the system time every TICKS_PER_REPORT ticks,
+ * until QEMU is stopped, or for ticks=N ticks if N > 0 is given. Returns
+ * at once without forever=1; else 0, or Xen's error if the timer would not
+ * start. */
+int time_run_on(void);
 
 #endif
