@@ -184,9 +184,9 @@ int unbind_evtchn(evtchn_port_t port)
 }
 
 /* Named as upstream Mini-OS's bind_virq(), which returns an evtchn_port_t
- * and cannot report Xen's error; this one returns the port as an int, or
- * Xen's (or bind_evtchn()'s) negative error, and closes the port again if
- * binding the handler fails. */
+ * (-1 on failure, Xen's error only printed); this one returns the port as
+ * an int, or Xen's (or bind_evtchn()'s) negative error, and closes the
+ * port again if binding the handler fails. */
 int bind_virq(uint32_t virq, evtchn_handler_t handler, void *data)
 {
     struct evtchn_bind_virq op = {.virq = virq, .vcpu = 0};
