@@ -15,6 +15,10 @@ without running and without a network:
   the build stops with an error naming the cell if one starts to, rather
   than shipping raw TeX;
 * each chapter page ends with links to the index and its neighbours.
+
+The pages show what the notebooks store, solutions included in the
+instructor's tree. For a site without them, build it from a hand-out:
+``minios-lab assignment /tmp/h && python -m minios_lab.site OUT /tmp/h/notebooks``.
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {% block body_footer %}
-<nav class="site-nav" style="margin: 2em 0; text-align: center;">
+<nav class="site-nav" style="margin: 2em 0; text-align: center;
+ font-family: var(--jp-ui-font-family);">
 {{ resources.site_nav }}
 </nav>
 {{ super() }}
