@@ -379,12 +379,13 @@ def all_regions(repo: Path = REPO_DIR) -> list[Region]:
 
 def restore_region(handout: Path, region_id: str,
                    repo: Path = REPO_DIR) -> None:
-    """Put one region's solution back into a hand-out (for tests)."""
+    """Put one region's solution back into a hand-out (for tests); the
+    other regions of the file stay as they are (restores add up)."""
     for region in all_regions(repo):
         if region.region_id == region_id:
-            # The instructor's file with every *other* region stubbed.
-            solution = strip_c((repo / region.file).read_text(), region.file,
-                               keep={region_id})
-            (handout / region.file).write_text(solution)
+            target = handout / region.file
+            target.write_text(splice(target.read_text(),
+                                     (repo / region.file).read_text(),
+                                     region_id))
             return
     raise KeyError(region_id)
