@@ -163,21 +163,30 @@ kit and <code>make lab</code>.</p>
 
 
 def build(out: Path = SITE, notebooks: Path = NOTEBOOKS) -> list[Chapter]:
-    """Write the site into ``out``: one page per notebook and the index."""
+    """Write the site into ``out``: one page per notebook and the index.
+
+    Every page is rendered before the first is written, so a notebook that
+    cannot be built leaves ``out`` as it was; pages of chapters that no
+    longer exist are removed.
+    """
     paths = sorted(notebooks.glob("[0-9][0-9]-*.ipynb"))
     if not paths:
         raise SiteError(f"{notebooks}: no NN-*.ipynb notebooks to build")
-    books = [(p, read_notebook(p)) for p in paths]
-    chapters = [Chapter(p, chapter_title(nb, p)) for p, nb in books]
+    books = [prepare(read_notebook(p), p) for p in paths]
+    chapters = [Chapter(p, chapter_title(nb, p)) for p, nb in zip(paths, books)]
     exporter = HTMLExporter(extra_loaders=[DictLoader({"site.j2": TEMPLATE})],
                             template_file="site.j2")
-    out.mkdir(parents=True, exist_ok=True)
-    for i, (path, nb) in enumerate(books):
+    pages = {"index.html": index_page(chapters)}
+    for i, nb in enumerate(books):
         nb.metadata["title"] = chapters[i].title
-        body, _ = exporter.from_notebook_node(
-            prepare(nb, path), resources={"site_nav": _nav(chapters, i)})
-        (out / chapters[i].page).write_text(body, encoding="utf-8")
-    (out / "index.html").write_text(index_page(chapters), encoding="utf-8")
+        pages[chapters[i].page], _ = exporter.from_notebook_node(
+            nb, resources={"site_nav": _nav(chapters, i)})
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("[0-9][0-9]-*.html"):
+        if stale.name not in pages:
+            stale.unlink()
+    for name, body in pages.items():
+        (out / name).write_text(body, encoding="utf-8")
     return chapters
 
 

@@ -108,6 +108,35 @@ def test_math_stops_the_build_naming_the_cell(tmp_path: Path) -> None:
     assert bad.read_bytes() == before
 
 
+def test_a_failed_build_leaves_the_site_as_it_was(tmp_path: Path) -> None:
+    src, out = tmp_path / "nb", tmp_path / "out"
+    src.mkdir()
+    _notebook(src, "00-a.ipynb", "# A")
+    _notebook(src, "01-b.ipynb", "# B", "[back](00-a.ipynb)")
+    site.build(out, src)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"index.html", "00-a.html", "01-b.html"}
+    _notebook(src, "00-a.ipynb", "# A", "a new paragraph")
+    _notebook(src, "01-b.ipynb", "# B", "now $x^2$")
+    with pytest.raises(site.SiteError, match="01-b"):
+        site.build(out, src)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_removed_chapter_loses_its_page(tmp_path: Path) -> None:
+    src, out = tmp_path / "nb", tmp_path / "out"
+    src.mkdir()
+    _notebook(src, "00-a.ipynb", "# A")
+    _notebook(src, "01-b.ipynb", "# B")
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    site.build(out, src)
+    (src / "01-b.ipynb").unlink()
+    site.build(out, src)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "00-a.html", "index.html", "notes.txt"]
+
+
 def test_a_broken_notebook_is_named(tmp_path: Path) -> None:
     src = tmp_path / "nb"
     src.mkdir()
