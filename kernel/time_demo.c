@@ -191,6 +191,7 @@ int time_run_on(void)
     if (rc == 0)
         rc = timer_start(tick_us * NSEC_PER_USEC, bound ? bound : ~0UL);
     if (rc != 0) {
+        timer_stop();
         printk("forever: the timer did not start: Xen said %ld\n", rc);
         return (int)rc;
     }
