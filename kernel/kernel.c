@@ -22,6 +22,17 @@
  * kernel's code read-only: a fault in any chapter is the guest's own
  * page-fault report, not Xen's.
  *
+ * only=NAME runs one chapter alone after the start of day (NAME is a name
+ * of the table below: libc, pagetables, mm, traps, events, time): it prints
+ * "only=NAME: ..." once, then that chapter's section and verdict line as
+ * usual; the other chapters print nothing at all, so a parser sees exactly
+ * one "chapter NAME: PASS|FAIL" line, and the result line is that
+ * chapter's. The grader boots so when a learner's tree has no reference
+ * code to splice in, so that one chapter's stub cannot fail another's
+ * check. Run alone, mm gets only the pages of Xen's bootstrap mapping (no
+ * pagetables chapter maps the rest; see run_only()). An unknown NAME
+ * prints "only=NAME: no such chapter ..." and the result is FAILURE.
+ *
  * Command-line switches for testing the harness and the safety net:
  *   crash=1     write to an address that is never mapped (PT_UNMAPPED_VA)
  *   crash=null  read through a NULL pointer (page 0 is unmapped)
@@ -99,6 +110,53 @@ static int run_chapters(void)
     return failed;
 }
 
+/* mm needs page tables set up. Alone, without the pagetables chapter (and
+ * its exercise code), it takes Xen's tables as they are: memory is mapped
+ * only as far as Xen's bootstrap mapping goes, so that is all the
+ * allocator is given. */
+static void tables_as_xen_left_them(void)
+{
+    struct pt_setup setup;
+    struct pt_bootstrap boot;
+
+    pt_bootstrap_layout(boot_info.pt_base, boot_info.nr_pt_frames, &boot);
+    memset(&setup, 0, sizeof(setup));
+    setup.pt_base = boot_info.pt_base;
+    setup.nr_pt_frames = boot_info.nr_pt_frames;
+    setup.nr_pages = boot.mapped_end_pfn;
+    setup.p2m = (const unsigned long *)boot_info.mfn_list;
+    setup.m2p = machine_to_phys_mapping;
+    setup.m2p_entries = MACH2PHYS_NR_ENTRIES;
+    pt_init(&setup);
+    printk("only=mm: no pagetables chapter: the allocator gets Xen's "
+           "bootstrap mapping, pfns %#lx-%#lx\n",
+           boot.first_free_pfn, boot.mapped_end_pfn);
+}
+
+/* only=NAME: run that chapter alone; nonzero if it failed or is unknown. */
+static int run_only(const char *name)
+{
+    unsigned int i;
+    int rc;
+
+    for (i = 0; i < ARRAY_SIZE(chapters); i++)
+        if (strcmp(chapters[i].name, name) == 0)
+            break;
+    if (i == ARRAY_SIZE(chapters)) {
+        printk("only=%s: no such chapter (libc, pagetables, mm, traps, "
+               "events or time)\n",
+               name);
+        return -1;
+    }
+    printk("only=%s: running this chapter alone\n", name);
+    if (chapters[i].run == mm_chapter)
+        tables_as_xen_left_them();
+    printk("== chapter %s ==\n", chapters[i].name);
+    rc = chapters[i].run();
+    printk("chapter %s: %s\n", chapters[i].name, rc == 0 ? "PASS" : "FAIL");
+    return rc != 0;
+}
+
 /* Pointers the compiler cannot see through (it must emit the access), and
  * where the NULL read goes (so that it is a statement of its own). */
 static const volatile unsigned long *volatile null_pointer;
@@ -152,6 +210,7 @@ static void hang_if_asked(void)
 
 void start_kernel(start_info_t *si)
 {
+    const char *only;
     bool failed = false;
 
     printk("minios-lab guest: Mini-OS course kernel\n");
@@ -162,8 +221,11 @@ void start_kernel(start_info_t *si)
     hang_if_asked();
     probe_if_asked();
 
+    only = boot_arg(&boot_info, "only");
     if (!boot_arg_ulong(&boot_info, "chapters", 1))
         printk("chapters=0: skipping the chapters\n");
+    else if (only != NULL)
+        failed = run_only(only) != 0;
     else if (run_chapters() != 0)
         failed = true;
     printk("minios-lab: RESULT: %s\n", failed ? "FAILURE" : "SUCCESS");
