@@ -47,6 +47,8 @@ class Job:
     # Turns a raw message or context line into the learner's terms
     # (temporary paths gone, line numbers the student's own).
     clean: Callable[[str], str] = field(default=lambda text: text)
+    # Boot each chapter alone (only=NAME): no reference code to splice in.
+    alone: bool = False
 
 
 # --- the parent side ---------------------------------------------------------
@@ -82,6 +84,7 @@ class _Worker:
         read_fd, write_fd = os.pipe()
         from .grading import CHECKS
         spec = json.dumps({"kernel_dir": str(job.kernel_dir), "fd": write_fd,
+                           "alone": job.alone,
                            "checks": [[i, CHECKS[i].region, CHECKS[i].name]
                                       for i in checks]})
         env = dict(os.environ)
@@ -258,7 +261,7 @@ def worker_main(spec: dict) -> int:
     kernel_dir = Path(spec["kernel_dir"])
     grading.load_checks()
     _pause_in_builds(notify)
-    ctx = grading.Context(kernel_dir)
+    ctx = grading.Context(kernel_dir, alone=spec.get("alone", False))
     by_name = {(c.region, c.name): c for c in grading.CHECKS}
     for index, region, name in spec["checks"]:
         notify(start=index)

@@ -94,14 +94,23 @@ class LineMap:
         return LOCATION.sub(mapped, line)
 
 
+def _marked_solutions(repo: Path) -> list[bool]:
+    """Per exercise region of `repo`: whether it holds the reference code
+    (BEGIN SOLUTION) rather than a learner's (BEGIN EXERCISE)."""
+    return ["BEGIN SOLUTION" in (repo / region.file).read_text().splitlines()[
+        region.first_line - 1] for region in classroom.all_regions(repo)]
+
+
 def has_solutions(repo: Path) -> bool:
     """Whether `repo` holds the reference code (an instructor's tree)."""
-    for region in classroom.all_regions(repo):
-        line = (repo / region.file).read_text().splitlines()[
-            region.first_line - 1]
-        if "BEGIN SOLUTION" in line:
-            return True
-    return False
+    return any(_marked_solutions(repo))
+
+
+def all_reference(repo: Path) -> bool:
+    """Whether every exercise region of `repo` is the reference code (so
+    one boot of every chapter cannot be hurt by a learner's stub)."""
+    marks = _marked_solutions(repo)
+    return bool(marks) and all(marks)
 
 
 def _student_regions(student: Path, rel: str) -> dict:

@@ -78,10 +78,18 @@ def check(chapter: str, region: str, points: int, name: str):
 
 
 class Context:
-    """What a check may use: host units and guest boots of one kernel tree."""
+    """What a check may use: host units and guest boots of one kernel tree.
 
-    def __init__(self, kernel_dir: Path):
+    `alone`: boot each chapter on its own (the guest word only=NAME), for a
+    tree with no reference code to splice in (a learner's hand-out), so a
+    stub in one chapter cannot fail another chapter's guest check. Boots
+    are shared either way: one per command line (so one per chapter when
+    alone, one for all chapters otherwise).
+    """
+
+    def __init__(self, kernel_dir: Path, alone: bool = False):
         self.kernel_dir = kernel_dir
+        self.alone = alone
         self._boots: dict[tuple, object] = {}
         self.last_boot = None
         self.last_timeout: float = 0
@@ -107,6 +115,13 @@ class Context:
                 _notify(resume="boot")
         self.last_boot, self.last_timeout = self._boots[key], timeout
         return self.last_boot
+
+    def section(self, chapter: str, cmdline: str = "ticks=0") -> list[str]:
+        """The guest's lines of one chapter (its name in kernel/kernel.c's
+        table), from a boot with `cmdline` (alone: plus only=chapter)."""
+        if self.alone:
+            cmdline = f"{cmdline} only={chapter}"
+        return self.boot(cmdline).section(chapter)
 
     def expect_line(self, lines: list[str], pattern: str,
                     what: str) -> re.Match:
@@ -294,12 +309,16 @@ def _cleaned(result: CheckResult, lines: grade_tree.LineMap) -> CheckResult:
 
 
 def _as_is(repo: Path, indexes: list[int], limit: float) -> list[CheckResult]:
-    """The checks run on a tree as it is (no splicing), isolated."""
+    """The checks run on a tree as it is (no splicing), isolated. A tree
+    with a learner's code in it (a hand-out, even one restored region)
+    boots each chapter alone."""
     from .grade_runner import Job, run_isolated
     kernel = Path(repo) / "kernel"
+    alone = not grade_tree.all_reference(Path(repo))
     with tempfile.TemporaryDirectory(prefix=grade_tree.workdir_prefix()) as tmp:
         lines = grade_tree.LineMap(kernel)
-        results = run_isolated(Job(kernel, indexes, lines), Path(tmp), limit)
+        results = run_isolated(Job(kernel, indexes, lines, alone=alone),
+                               Path(tmp), limit)
     return [_cleaned(r, lines) for r in results]
 
 

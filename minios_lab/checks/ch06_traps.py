@@ -33,7 +33,7 @@ def table(ctx: Context) -> None:
 
 @check("06", "fill_trap_info", 5, "int3 taken and resumed on real Xen")
 def guest_int3(ctx: Context) -> None:
-    lines = ctx.boot("ticks=0").section("traps")
+    lines = ctx.section("traps")
     ctx.expect_line(lines, r"^traps: demo int3: PASS$", "the int3 demo")
 
 
@@ -54,7 +54,7 @@ def fixup(ctx: Context) -> None:
 
 @check("06", "recover_or_die", 5, "ud2 and divide recovered on real Xen")
 def guest_fixups(ctx: Context) -> None:
-    lines = ctx.boot("ticks=0").section("traps")
+    lines = ctx.section("traps")
     ctx.expect_line(lines, r"^traps: demo ud2: PASS$", "the ud2 demo")
     ctx.expect_line(lines, r"^traps: demo divide: PASS$", "the divide demo")
 
@@ -71,5 +71,5 @@ def page_fault(ctx: Context) -> None:
 
 @check("06", "do_page_fault", 5, "page fault recovered on real Xen")
 def guest_page_fault(ctx: Context) -> None:
-    lines = ctx.boot("ticks=0").section("traps")
+    lines = ctx.section("traps")
     ctx.expect_line(lines, r"^traps: demo pagefault: PASS$", "the page fault demo")

@@ -31,7 +31,7 @@ def scale(ctx: Context) -> None:
 @check("08", "scale_delta", 5, "every timer tick counted on real Xen")
 def guest_ticks(ctx: Context) -> None:
     # Only the count: how late ticks come depends on the host's load.
-    lines = ctx.boot("tick_us=1000 ticks=100").section("time")
+    lines = ctx.section("time", "tick_us=1000 ticks=100")
     ctx.expect_line(lines, r"^time: PASS 100 of 100 ticks counted$", "ticks")
 
 
@@ -62,7 +62,7 @@ def torn(ctx: Context) -> None:
 
 @check("08", "read_time_info", 5, "monotonic time on real Xen")
 def guest_monotonic(ctx: Context) -> None:
-    lines = ctx.boot("ticks=0").section("time")
+    lines = ctx.section("time")
     ctx.expect_line(lines, r"^time: PASS monotonic_clock\(\) never went back",
                     "monotonic clock")
 
