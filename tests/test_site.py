@@ -9,7 +9,6 @@ from __future__ import annotations
 import html.parser
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -17,6 +16,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 
+from chromium import chrome
 from minios_lab import site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,21 +215,9 @@ def test_make_site_is_a_listed_target() -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed "
-                    "(make setup installs them: python3 -m minios_lab.sysdeps)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(driver), options=options)
-    yield drv
-    drv.quit()
+    driver = chrome()
+    yield driver
+    driver.quit()
 
 
 def _open(browser, page: Path) -> list[dict]:
