@@ -10,6 +10,32 @@ import shutil
 import pytest
 
 
+def _loopback_service_class():
+    """ChromeDriver's Service, reached at 127.0.0.1 rather than "localhost".
+
+    Selenium asks for http://localhost:PORT; a machine whose /etc/hosts is
+    missing (a debootstrapped chroot, some minimal containers) cannot
+    resolve that name, and the browser never starts. The address works
+    everywhere.
+    """
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common import utils
+
+    class LoopbackService(Service):
+        @property
+        def service_url(self) -> str:
+            return f"http://127.0.0.1:{self.port}"
+
+        def is_connectable(self) -> bool:
+            return utils.is_url_connectable(self.port, host="127.0.0.1")
+
+    return LoopbackService
+
+
+def _loopback_service(driver: str):
+    return _loopback_service_class()(driver)
+
+
 def chrome():
     """A headless Chromium WebDriver, its console log kept; skip if absent."""
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
@@ -17,11 +43,10 @@ def chrome():
         pytest.skip("Debian's chromium and chromium-driver are not installed "
                     "(make setup installs them: python3 -m minios_lab.sysdeps)")
     webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
                 "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return webdriver.Chrome(service=_loopback_service(driver), options=options)
