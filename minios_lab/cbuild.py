@@ -315,6 +315,26 @@ def _import(module_name: str, path: Path) -> ModuleType:
     return module
 
 
+_registered: set[str] = set()
+
+
+def register_code(module: ModuleType) -> None:
+    """Tell the guard runtime where this module's code (and its own) is
+    mapped: SIGINT only jumps out of those (cdefs/guard.c)."""
+    paths = {os.path.realpath(module.__file__),
+             os.path.realpath(runtime_library())} - _registered
+    if not paths:
+        return
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and "x" in fields[1] and \
+                    os.path.realpath(fields[5]) in paths:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                module.lib.host_register_code(start, end)
+    _registered.update(paths)
+
+
 def show_warnings(module_name: str, found: list[dict]) -> None:
     """Each gcc warning as a CompileWarning at kernel/file.c:line, once per
     module per process."""
@@ -356,6 +376,7 @@ def build(name: str, unit: Unit, kernel_dir: Path | None = None) -> ModuleType:
                 f"({again}). Fix: run `minios-lab doctor`; check that the "
                 f"compiler and Python belong together (CC, python3-dev)"
             ) from None
+    register_code(module)
     show_warnings(module_name, entry.warnings)
     return module
 

@@ -317,28 +317,29 @@ class KernelLib:
             finally:
                 active[key] = previous
                 outcome = self._take_outcome(self._outcome)
+                if outcome >= faults.FAULTED:   # even if Python raised
+                    self._stopped(outcome, *(shown or (function, args)))
             if not outcome:
                 return result
             error = _Registry.errors.pop(key, None)
-        if outcome in (faults.FAULTED, faults.INTERRUPTED):
-            self._stopped(outcome, *(shown or (function, args)))
+        if outcome >= faults.FAULTED:
+            raise self.broken
         if error is not None:
-            if isinstance(error, (KernelFault, KernelInterrupt)):
-                self.broken = error
+            if isinstance(error, (KernelFault, KeyboardInterrupt)):
+                self.broken = error     # Ctrl-C in a hypercall, or deeper
             raise error
         self._raise_for_shutdown()
 
     def _stopped(self, outcome: int, function: Callable[..., Any],
                  args: tuple) -> None:
-        """The call came back through a fault or an interrupt: raise."""
-        __tracebackhide__ = True  # IPython: show the cell, not this
+        """The call came back through a fault or an interrupt: this
+        instance is unusable from now on (self.broken says why)."""
         call = _describe(_name(function), args) + _python_caller()
         if outcome == faults.FAULTED:
             self.broken = faults.kernel_fault(self._outcome, call)
         else:
             self.broken = KernelInterrupt(faults.where(self._outcome.pc),
                                           call)
-        raise self.broken
 
     def _raise_for_shutdown(self) -> None:
         __tracebackhide__ = True  # IPython: show the cell, not this

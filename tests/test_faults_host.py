@@ -311,12 +311,21 @@ def test_bad_pointer_to_an_event_channel_op_is_efault(kernel_copy):
 
 # --- Interrupt (SIGINT) ------------------------------------------------------------
 
-def interrupt_main_thread_after(seconds: float) -> threading.Timer:
-    main = threading.main_thread().ident
-    timer = threading.Timer(seconds, signal.pthread_kill,
-                            (main, signal.SIGINT))
-    timer.start()
-    return timer
+class _Killer:
+    """SIGINT to this process after a delay, sent by another process, as
+    Jupyter's Interrupt is (a Python thread could be starved of the GIL by
+    a kernel loop that keeps calling into Python)."""
+
+    def __init__(self, seconds: float):
+        self.proc = subprocess.Popen(
+            ["sh", "-c", f"sleep {seconds}; kill -INT {os.getpid()}"])
+
+    def join(self) -> None:
+        self.proc.wait(timeout=60)
+
+
+def interrupt_main_thread_after(seconds: float) -> _Killer:
+    return _Killer(seconds)
 
 
 def test_endless_loop_is_interrupted(kernel_copy):
@@ -333,6 +342,26 @@ def test_endless_loop_is_interrupted(kernel_copy):
     assert_unusable(libc)
     assert load("libc", kernel_dir=kernel_copy).strlen(b"no loop") == 7
     still_alive()
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.35, 0.5])
+def test_endless_loop_of_hypercalls_is_interrupted(kernel_copy, delay):
+    """The signal may land in kernel code, in Python serving the hypercall,
+    or in between (Python taking the GIL): always a KeyboardInterrupt, and
+    the instance is unusable."""
+    inject(kernel_copy, "lib/string.c", STRLEN,
+           "    while (s[0] == 'P')\n        printk(\"again\\n\");\n"
+           + STRLEN)
+    edit(kernel_copy / "lib" / "string.c", "#include <minios/string.h>",
+         "#include <minios/string.h>\n#include <minios/console.h>")
+    libc = load("libc", kernel_dir=kernel_copy)
+    timer = interrupt_main_thread_after(delay)
+    with pytest.raises(KeyboardInterrupt):
+        libc.strlen(b"Print")
+    timer.join()
+    assert len(libc.hypervisor.console) > 10      # it did loop
+    assert_unusable(libc)
+    assert load("libc", kernel_dir=kernel_copy).strlen(b"fresh") == 5
 
 
 def test_interrupt_outside_kernel_code_is_pythons_own():
@@ -507,13 +536,21 @@ def test_damaged_module_is_deleted_and_rebuilt(kernel_copy, damage):
     load("libc", kernel_dir=kernel_copy.resolve())
     target = _built(kernel_copy.resolve())
     data = target.read_bytes()
+
+    def damaged(content: bytes) -> None:
+        # A new file in its place: the one this process has mapped must
+        # stay whole (truncating a mapped library is SIGBUS on next use).
+        staged = target.with_name(target.name + ".damaged")
+        staged.write_bytes(content)
+        os.replace(staged, target)
+
     if damage == "truncated":
-        target.write_bytes(data[: len(data) // 3])
+        damaged(data[: len(data) // 3])
     elif damage == "overwritten":
-        target.write_bytes(data[:4096] + bytes(len(data) - 4096))
+        damaged(data[:4096] + bytes(len(data) - 4096))
     else:   # not an ELF at all, with a matching record: dlopen refuses it
         garbage = b"not a shared object\n" * 100
-        target.write_bytes(garbage)
+        damaged(garbage)
         meta = json.loads(Path(str(target) + ".json").read_text())
         import hashlib
         meta.update(size=len(garbage),

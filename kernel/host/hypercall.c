@@ -5,6 +5,9 @@
  * here the same arguments go to host_hypercall(), which Python serves. The
  * only extra rule: HOST_UNWIND means "this domain no longer runs", and the
  * kernel must not continue, so we unwind to Python instead of returning.
+ * And a Ctrl-C that came while Python was serving the call, and that
+ * Python did not turn into an exception, stops the kernel here
+ * (host_check_interrupt(), see minios_lab/cdefs/guard.c).
  *
  * __HYPERVISOR_iret is refused with -ENOSYS before Python sees it, as the
  * guest's hypercall() refuses it (kernel/arch/x86_64/hypercall.S): iret is
@@ -26,5 +29,6 @@ long hypercall(unsigned int nr, unsigned long a1, unsigned long a2,
 
     if (rc == HOST_UNWIND)
         host_unwind();
+    host_check_interrupt();
     return rc;
 }

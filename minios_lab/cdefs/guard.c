@@ -44,10 +44,12 @@ int PyGILState_Check(void); /* from the Python interpreter */
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 #define ALTSTACK_SIZE (64 * 1024)
+#define MAX_CODE_RANGES 1024
 
 static TLS struct host_guard *current; /* innermost guard of this thread */
 static TLS struct host_fault outcome;  /* of the last guard that left early */
 static TLS int thread_ready;           /* altstack set up for this thread */
+static TLS int interrupt_pending;      /* SIGINT came while Python ran */
 
 static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 #define NR_FAULT_SIGNALS (sizeof(fault_signals) / sizeof(fault_signals[0]))
@@ -57,6 +59,16 @@ static struct sigaction previous_int;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static pthread_key_t altstack_key;
 static pthread_mutex_t int_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned long context_pc(const void *context)
+{
+#if defined(__x86_64__)
+    return ((const ucontext_t *)context)->uc_mcontext.gregs[REG_RIP];
+#else
+    (void)context;
+    return 0;
+#endif
+}
 
 static void record(struct host_guard *guard, int outcome_kind, int signo,
                    const siginfo_t *info, const void *context)
@@ -102,6 +114,40 @@ static int kernel_running(void)
     return current != NULL && !PyGILState_Check();
 }
 
+/* The executable mappings of the units and of this runtime: code that
+ * holds no lock of Python's or of the C library. SIGINT, which may come at
+ * any instruction, is only turned into a jump from there: not from inside
+ * Python taking or dropping the GIL around a callback. */
+static struct {
+    unsigned long start, end;
+} code_ranges[MAX_CODE_RANGES];
+static int nr_code_ranges;
+
+static int in_unit_code(unsigned long pc)
+{
+    int i, n = __atomic_load_n(&nr_code_ranges, __ATOMIC_ACQUIRE);
+
+    for (i = 0; i < n; i++)
+        if (pc >= code_ranges[i].start && pc < code_ranges[i].end)
+            return 1;
+    return 0;
+}
+
+int host_register_code(unsigned long start, unsigned long end)
+{
+    int n;
+
+    pthread_mutex_lock(&int_lock);
+    n = nr_code_ranges;
+    if (n < MAX_CODE_RANGES) {
+        code_ranges[n].start = start;
+        code_ranges[n].end = end;
+        __atomic_store_n(&nr_code_ranges, n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&int_lock);
+    return n < MAX_CODE_RANGES ? 0 : -ENOSPC;
+}
+
 static void on_fault(int signo, siginfo_t *info, void *context)
 {
     unsigned int i;
@@ -117,10 +163,13 @@ static void on_fault(int signo, siginfo_t *info, void *context)
 
 static void on_interrupt(int signo, siginfo_t *info, void *context)
 {
-    if (kernel_running()) {
+    if (kernel_running() && !current->quiet &&
+        in_unit_code(context_pc(context))) {
         record(current, HOST_INTERRUPTED, signo, info, context);
         siglongjmp(current->env, 1);
     }
+    if (current != NULL)
+        interrupt_pending = 1; /* in case Python loses it (a finalizer) */
     chain(&previous_int, signo, info, context);
 }
 
@@ -188,17 +237,24 @@ static void claim_sigint(void)
     pthread_mutex_unlock(&int_lock);
 }
 
-void host_guard_push(struct host_guard *guard)
+static void push(struct host_guard *guard, int quiet)
 {
     if (current == NULL) {
+        interrupt_pending = 0;
         pthread_once(&install_once, install_fault_handlers);
         if (!thread_ready)
             prepare_thread();
         claim_sigint();
     }
     guard->outer = current;
+    guard->quiet = quiet;
     guard->fault.outcome = HOST_RETURNED;
     current = guard;
+}
+
+void host_guard_push(struct host_guard *guard)
+{
+    push(guard, 0);
 }
 
 void host_guard_pop(struct host_guard *guard)
@@ -207,6 +263,8 @@ void host_guard_pop(struct host_guard *guard)
     unsigned int i;
 
     current = guard->outer;
+    if (current == NULL)
+        interrupt_pending = 0;
     if (guard->fault.outcome == HOST_RETURNED)
         return;
     outcome = guard->fault;
@@ -236,23 +294,41 @@ __attribute__((noreturn)) void host_unwind(void)
         fputs("minios-lab: kernel unwound outside any guard\n", stderr);
         abort();
     }
+    interrupt_pending = 0; /* whatever Python raised says it */
     current->fault.outcome = HOST_UNWOUND;
     siglongjmp(current->env, 1);
 }
 
-/* Xen's copy_from_guest(): copy, or -EFAULT if either side is unmapped. */
+/* Back in kernel code from Python (a hypercall): stop here if an interrupt
+ * came meanwhile and Python did not raise it (it may be lost inside a
+ * finalizer, or the kernel ignores what the hypercall returned). */
+void host_check_interrupt(void)
+{
+    if (!interrupt_pending || current == NULL || current->quiet)
+        return;
+    interrupt_pending = 0;
+    memset(&current->fault, 0, sizeof(current->fault));
+    current->fault.outcome = HOST_INTERRUPTED;
+    current->fault.signo = SIGINT;
+    current->fault.pc = (unsigned long)__builtin_return_address(0);
+    siglongjmp(current->env, 1);
+}
+
+/* Xen's copy_from_guest(): copy, or -EFAULT if either side is unmapped.
+ * Quiet: an interrupt during the copy is Python's, so it is not lost. */
 long host_copy(void *dst, const void *src, unsigned long size)
 {
     struct host_guard guard;
     int kind;
 
-    host_guard_push(&guard);
-    if (sigsetjmp(guard.env, 0) == 0)
+    if (sigsetjmp(guard.env, 0) == 0) {
+        push(&guard, 1);
         memcpy(dst, src, size);
+    }
     host_guard_pop(&guard);
     kind = guard.fault.outcome;
     if (kind == HOST_RETURNED)
         return 0;
     memset(&outcome, 0, sizeof(outcome));
-    return kind == HOST_FAULTED ? -EFAULT : -EINTR;
+    return -EFAULT;
 }

@@ -2,8 +2,10 @@
  * The host build's guard: how a call into kernel code comes back to Python.
  *
  * Every exported kernel function is called from the cffi glue through a
- * wrapper (minios_lab/cbuild.py) that puts a struct host_guard on its own
- * stack, pushes it, records a sigsetjmp() point and calls the kernel. Three
+ * wrapper (minios_lab/cglue.py) that puts a struct host_guard on its own
+ * stack, records a sigsetjmp() point, then pushes the guard (so a signal
+ * never finds a guard whose jump point is not set yet) and calls the
+ * kernel. Three
  * things can bring the call back early, each a siglongjmp() to the innermost
  * guard of the calling thread:
  *
@@ -43,6 +45,7 @@ struct host_fault {
 struct host_guard {
     sigjmp_buf env;
     struct host_guard *outer; /* the guard of the enclosing call, or NULL */
+    int quiet;                /* SIGINT goes to Python, not to this guard */
     struct host_fault fault;
 };
 
@@ -50,5 +53,7 @@ void host_guard_push(struct host_guard *guard);
 void host_guard_pop(struct host_guard *guard);
 int host_take_outcome(struct host_fault *out);
 long host_copy(void *dst, const void *src, unsigned long size);
+int host_register_code(unsigned long start, unsigned long end);
+void host_check_interrupt(void);
 
 #endif

@@ -28,6 +28,7 @@ struct host_fault {
 };
 int host_take_outcome(struct host_fault *out);
 long host_copy(void *dst, const void *src, unsigned long size);
+int host_register_code(unsigned long start, unsigned long end);
 
 /* Hypercall numbers and sub-operations, resolved from Xen's own headers. */
 #define __HYPERVISOR_set_trap_table ...

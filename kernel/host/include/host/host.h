@@ -6,7 +6,9 @@
  * When that "Xen" decides the domain is gone (a SCHEDOP_shutdown, or an
  * error in the Python code) it returns HOST_UNWIND, and hypercall() leaves
  * the kernel through host_unwind(), a longjmp back to the Python call that
- * entered it. Both functions are defined by the glue (minios_lab/cbuild.py).
+ * entered it. host_check_interrupt() leaves the same way if an interrupt
+ * came while Python served the call. These two are defined by the guard
+ * runtime (minios_lab/cdefs/guard.c).
  */
 #ifndef HOST_HOST_H
 #define HOST_HOST_H
@@ -16,5 +18,6 @@
 long host_hypercall(unsigned int nr, unsigned long a1, unsigned long a2,
                     unsigned long a3, unsigned long a4, unsigned long a5);
 __attribute__((noreturn)) void host_unwind(void);
+void host_check_interrupt(void);
 
 #endif
