@@ -60,7 +60,11 @@ def lab_command() -> list[str]:
     """JupyterLab on localhost only, token authentication left on."""
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter), "lab", "--ip=127.0.0.1",
-           f"--notebook-dir={REPO_DIR / 'notebooks'}"]
+           f"--notebook-dir={REPO_DIR / 'notebooks'}",
+           # open on the first chapter, not the Launcher
+           "--LabApp.default_url=/lab/tree/00-welcome.ipynb",
+           # overrides.json there: no "Jupyter news?" pop-up, no update check
+           f"--LabApp.app_settings_dir={Path(__file__).parent / 'jupyterlab'}"]
     if os.geteuid() == 0:  # Jupyter refuses root unless told
         cmd.append("--allow-root")
     return cmd

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,8 +65,12 @@ def parse_cells(text: str) -> list[nbformat.NotebookNode]:
 def build(src: Path, execute: bool = True) -> Path:
     nb = nbformat.v4.new_notebook()
     nb.cells = parse_cells(src.read_text())
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    # What JupyterLab itself writes on opening (the installed kernel's own
+    # spec): any other value marks a notebook modified just by reading it.
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    nb.metadata["kernelspec"] = {"name": "python3",
+                                 "display_name": spec.display_name,
+                                 "language": spec.language}
     nb.metadata["language_info"] = {"name": "python"}
     if execute:
         NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
