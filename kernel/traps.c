@@ -159,7 +159,10 @@ const char *trap_entry_name(unsigned long address)
 static void fill_trap_info(struct trap_info *ti, const struct trap_desc *desc)
 {
     memset(ti, 0, sizeof(*ti));
-    /* BEGIN SOLUTION */
+    /* An entry left zero ends the table early (address 0 is the sentinel):
+     * a hand-out's stub installs an empty table, and the guest still
+     * boots, without its safety net, until this is written. */
+    /* BEGIN SOLUTION stub: if (desc == &trap_descs[0]) printk("traps: fill_trap_info() is not written yet: the trap table is empty\n"); */
     ti->vector = desc->vector;
     TI_SET_DPL(ti, desc->dpl);
     TI_SET_IF(ti, desc->mask_events);
