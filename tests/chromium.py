@@ -46,6 +46,8 @@ def chrome():
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                # DevTools over a pipe, not a localhost port (see above)
+                "--remote-debugging-pipe",
                 "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
