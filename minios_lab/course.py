@@ -31,6 +31,7 @@ CHAPTERS: list[Chapter] = [
     Chapter("08", "Time and the timer", "08-time-and-timer.ipynb",
             ("time.c", "timer.c")),
     Chapter("09", "Build and boot", "09-build-and-boot.ipynb"),
+    Chapter("10", "Inside the running guest", "10-inside-the-guest.ipynb"),
 ]
 
 
