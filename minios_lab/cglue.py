@@ -48,38 +48,51 @@ def exported_names(ffi: cffi.FFI) -> tuple[dict[str, object], set[str]]:
     return functions, variables
 
 
-def guard_source(name: str, tp) -> str:
-    """A wrapper around kernel function `name` that any early exit (panic,
-    fault, interrupt) brings back to, with the outcome in the guard."""
-    params = [arg.get_c_name(f" a{i}") for i, arg in enumerate(tp.args)]
-    call = f"{name}({', '.join(f'a{i}' for i in range(len(tp.args)))})"
-    signature = tp.result.get_c_name(
-        f" host_guard_{name}({', '.join(params) or 'void'})")
+def _guarded_function(head: str, tp, body: list[str]) -> list[str]:
+    """C function `head` that runs `body` (lines that set `result` unless
+    the function is void) under a guard: any early exit (panic, fault,
+    interrupt) comes back here, with the outcome in the guard."""
     is_void = tp.result.get_c_name("") == "void"
-    body = [
-        f"static {signature}",
+    return [
+        f"static {head}",
         "{",
         "    struct host_guard guard;",
-        "" if is_void else f"    {tp.result.get_c_name(' result')};",
-        "" if is_void else "    memset(&result, 0, sizeof(result));",
+        *([] if is_void else [f"    {tp.result.get_c_name(' result')};",
+                              "    memset(&result, 0, sizeof(result));"]),
         "    if (sigsetjmp(guard.env, 0) == 0) {",
         "        host_guard_push(&guard);",
-        f"        {call};" if is_void else f"        result = {call};",
+        *body,
         "    }",
         "    host_guard_pop(&guard);",
         "    return" + ("" if is_void else " result") + ";",
         "}",
-        f"#define {name}(...) host_guard_{name}(__VA_ARGS__)",
     ]
-    return "\n".join(line for line in body if line)
 
 
-MAX_VARIADIC_WORDS = 32
+def _call(tp, call: str) -> str:
+    """`call;` or `result = call;`, by the function's return type."""
+    is_void = tp.result.get_c_name("") == "void"
+    return f"{call};" if is_void else f"result = {call};"
 
 
 def _fixed(tp) -> tuple[list[str], list[str]]:
     params = [arg.get_c_name(f" a{i}") for i, arg in enumerate(tp.args)]
     return params, [f"a{i}" for i in range(len(tp.args))]
+
+
+def guard_source(name: str, tp) -> str:
+    """A wrapper around kernel function `name` that any early exit (panic,
+    fault, interrupt) brings back to, with the outcome in the guard."""
+    params, names = _fixed(tp)
+    head = tp.result.get_c_name(
+        f" host_guard_{name}({', '.join(params) or 'void'})")
+    call = f"{name}({', '.join(names)})"
+    body = [f"        {_call(tp, call)}"]
+    return "\n".join(_guarded_function(head, tp, body) + [
+        f"#define {name}(...) host_guard_{name}(__VA_ARGS__)"])
+
+
+MAX_VARIADIC_WORDS = 32
 
 
 def variadic_guard_cdef(name: str, tp) -> str:
@@ -96,31 +109,15 @@ def variadic_guard_source(name: str, tp) -> str:
     it takes the variadic arguments as words and calls `name` with as many
     (the x86_64 ABI passes integers and pointers in 64-bit slots, which is
     all the kernel's printf reads)."""
-    params, names = _fixed(tp)
-    is_void = tp.result.get_c_name("") == "void"
+    _, names = _fixed(tp)
     cases = []
     for n in range(MAX_VARIADIC_WORDS + 1):
-        call = f"{name}({', '.join(names + [f'words[{i}]' for i in range(n)])})"
-        cases.append(f"        case {n}: " +
-                     (f"{call}; break;" if is_void else
-                      f"result = {call}; break;"))
+        args = ", ".join(names + [f"words[{i}]" for i in range(n)])
+        cases.append(f"        case {n}: {_call(tp, f'{name}({args})')} break;")
+    body = ["        switch (nwords) {", *cases, "        default: break;",
+            "        }"]
     head = variadic_guard_cdef(name, tp)[:-1]
-    return "\n".join([
-        f"static {head}",
-        "{",
-        "    struct host_guard guard;",
-        "" if is_void else f"    {tp.result.get_c_name(' result')};",
-        "" if is_void else "    memset(&result, 0, sizeof(result));",
-        "    if (sigsetjmp(guard.env, 0) == 0) {",
-        "        host_guard_push(&guard);",
-        "        switch (nwords) {",
-        *cases,
-        "        default: break;",
-        "        }",
-        "    }",
-        "    host_guard_pop(&guard);",
-        "    return" + ("" if is_void else " result") + ";",
-        "}"])
+    return "\n".join(_guarded_function(head, tp, body))
 
 
 def glue_source(headers: tuple[str, ...], functions: dict) -> str:

@@ -47,3 +47,16 @@ def guest_image() -> Path:
     toolchain.xen_binary()
     toolchain.xen_include_dir()
     return build_image()
+
+
+# The start of a child Python that boots and prints QEMU's pid as soon as
+# QEMU is spawned (tests that kill or interrupt the child look for it).
+PRINT_QEMU_PID = """
+from minios_lab import boot as b, qemu_proc
+real_spawn = qemu_proc.spawn
+def spawn(*args, **kwargs):
+    proc = real_spawn(*args, **kwargs)
+    print("qemu pid", proc.pid, flush=True)
+    return proc
+qemu_proc.spawn = spawn
+"""

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PRINT_QEMU_PID
 
 from minios_lab import boot as bootmod
 from minios_lab import toolchain
@@ -160,14 +161,7 @@ def test_missing_image_is_an_error(image: Path, tmp_path: Path) -> None:
     assert "minios.elf" in result.qemu_stderr
 
 
-INTERRUPT_SCRIPT = """
-from minios_lab import boot as b, qemu_proc
-real_spawn = qemu_proc.spawn
-def spawn(*args, **kwargs):
-    proc = real_spawn(*args, **kwargs)
-    print("qemu pid", proc.pid, flush=True)
-    return proc
-qemu_proc.spawn = spawn
+INTERRUPT_SCRIPT = PRINT_QEMU_PID + """
 try:
     b.boot("hang=1", build=False, timeout=60)
 except KeyboardInterrupt:

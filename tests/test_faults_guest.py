@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, edit
+from conftest import PRINT_QEMU_PID, REPO, edit
 from minios_lab import qemu_proc
 from minios_lab.boot import BootResult, boot, build_image
 from minios_lab.start_of_day import symbol_address
@@ -243,14 +243,7 @@ def test_xen_version_comes_from_xens_banner(plain: BootResult):
     assert f"Xen version {plain.xen_version}" in plain.report()
 
 
-SPAWN_SCRIPT = """
-from minios_lab import boot as b, qemu_proc
-real_spawn = qemu_proc.spawn
-def spawn(*args, **kwargs):
-    proc = real_spawn(*args, **kwargs)
-    print("qemu pid", proc.pid, flush=True)
-    return proc
-qemu_proc.spawn = spawn
+SPAWN_SCRIPT = PRINT_QEMU_PID + """
 b.boot("hang=1", build=False, timeout=120)
 """
 
