@@ -6,7 +6,7 @@
 #   docker run -p 8888:8888 minios-lab           JupyterLab, token printed
 #
 # Everything is installed at build time: the Debian packages (as root, by
-# the kit's own `python3 -m minios_lab.sysdeps`), then, as the user jovyan
+# the kit's own `python3 -m minios_lab.build.sysdeps`), then, as the user jovyan
 # (uid 1000), the kit's .venv and the Xen hypervisor and headers fetched
 # into the image's cache. Nothing needs root at run time. The layout
 # follows repo2docker's rules for a root Dockerfile (NB_USER, NB_UID,
@@ -37,7 +37,7 @@ RUN apt-get update -q \
 
 COPY --chown=${NB_UID}:${NB_UID} . ${HOME}
 WORKDIR ${HOME}
-RUN python3 -m minios_lab.sysdeps
+RUN python3 -m minios_lab.build.sysdeps
 
 # The rest as the learner: .venv, Xen and its headers, the guest image and
 # the host-built units compiled once, so the first notebook starts warm.
@@ -45,7 +45,7 @@ USER ${NB_USER}
 RUN make setup \
  && .venv/bin/pip install --quiet "jupyterhub==${JUPYTERHUB_VERSION}" \
  && .venv/bin/minios-lab build \
- && .venv/bin/python -c "from minios_lab import units; [units.load(n) for n in units.UNITS]"
+ && .venv/bin/python -c "from minios_lab.build import units; [units.load(n) for n in units.UNITS]"
 
 EXPOSE 8888
 # JupyterLab on every interface of the container, Jupyter's token on

@@ -2,7 +2,7 @@
 # `make` alone lists them (the `##` comments below are that list).
 #
 # Set-up is idempotent and starts with the system: `python3 -m
-# minios_lab.sysdeps` installs the Debian packages the kit needs (as root;
+# minios_lab.build.sysdeps` installs the Debian packages the kit needs (as root;
 # otherwise it names the one command to run and stops). Then a Python
 # virtual environment in .venv, then `minios-lab setup` fetches the Xen
 # hypervisor and Xen's headers. A step that fails leaves nothing half-made.
@@ -58,10 +58,10 @@ clean: ## remove the guest build and .venv
 
 # The system packages (root: installed; otherwise: the command to run).
 system: ## install the Debian packages the kit needs (root or sudo)
-	@$(PYTHON) -m minios_lab.sysdeps
+	@$(PYTHON) -m minios_lab.build.sysdeps
 
 setup: ## set up .venv, the Python packages, Xen and its headers
-	@$(PYTHON) -m minios_lab.sysdeps
+	@$(PYTHON) -m minios_lab.build.sysdeps
 	@$(MAKE) --no-print-directory $(STAMP)
 	$(BIN)/minios-lab setup
 
@@ -79,7 +79,7 @@ $(STAMP): pyproject.toml
 
 # The course as a static website (stored notebooks, nothing executed).
 site: setup ## build the course as a static website in site/ (open site/index.html)
-	$(BIN)/python -m minios_lab.site site
+	$(BIN)/python -m minios_lab.notebook.site site
 
 # Re-run every notebook from notebooks/src/ and store it with its outputs.
 notebooks: setup ## re-run every notebook from notebooks/src/, store outputs

@@ -4,7 +4,7 @@
  * head.S enters here on the boot stack with Xen's start_info. We print a
  * banner, run the start of day (check start_info, parse the command line,
  * report), then print one result line in a fixed form that the boot
- * harness (minios_lab/boot.py) looks for:
+ * harness (minios_lab/guest/boot.py) looks for:
  *
  *     minios-lab: RESULT: SUCCESS
  *

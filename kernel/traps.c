@@ -312,7 +312,7 @@ static const char *pf_access(unsigned long code)
 }
 
 /* The last words of a fatal page fault, in one line the boot harness
- * reads (minios_lab/boot.py): "page fault: cr2 0x0 (read, not present,
+ * reads (minios_lab/guest/boot.py): "page fault: cr2 0x0 (read, not present,
  * kernel) at rip 0x3a5c". */
 static void report_fatal_page_fault(unsigned long cr2, unsigned long code,
                                     unsigned long rip)

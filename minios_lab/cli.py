@@ -2,18 +2,20 @@
 assignment, start, grade, progress, tasks."""
 from __future__ import annotations
 
+import minios_lab
+
 import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = minios_lab.REPO_DIR
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print every check, and the one fix for each that failed."""
-    from . import toolchain
+    from minios_lab.build import toolchain
     try:
         checks = toolchain.doctor(look_for_newer=True)
     except TypeError:   # a doctor without the option (tests replace it)
@@ -30,8 +32,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_setup(args: argparse.Namespace) -> int:
     """Fetch what is missing; a fault is one message with its fix."""
-    from .errors import ToolchainError
-    from .toolchain import setup
+    from minios_lab.errors import ToolchainError
+    from minios_lab.build.toolchain import setup
     try:
         setup()
     except ToolchainError as err:
@@ -41,18 +43,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .boot import build_image
+    from minios_lab.guest.boot import build_image
     print(build_image())
     return 0
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    from .boot import main_boot
+    from minios_lab.guest.boot import main_boot
     return main_boot(args.rest)
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from .debug import main as main_debug
+    from minios_lab.guest.live.debug import main as main_debug
     return main_debug(args.rest)
 
 
@@ -64,7 +66,7 @@ def lab_command() -> list[str]:
            # open on the first chapter, not the Launcher
            "--LabApp.default_url=/lab/tree/00-welcome.ipynb",
            # overrides.json there: no "Jupyter news?" pop-up, no update check
-           f"--LabApp.app_settings_dir={Path(__file__).parent / 'jupyterlab'}"]
+           f"--LabApp.app_settings_dir={Path(__file__).parent / 'notebook' / 'jupyterlab'}"]
     if os.geteuid() == 0:  # Jupyter refuses root unless told
         cmd.append("--allow-root")
     return cmd
@@ -75,7 +77,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_assignment(args: argparse.Namespace) -> int:
-    from .classroom import make_assignment
+    from minios_lab.classroom.handout import make_assignment
     chapters = args.chapters.split(",") if args.chapters else None
     removed = make_assignment(Path(args.out_dir), chapters)
     print(f"wrote a student hand-out to {args.out_dir}: "
@@ -90,8 +92,8 @@ def cmd_assignment(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from .classroom import make_assignment
-    from .tasks import start_message
+    from minios_lab.classroom.handout import make_assignment
+    from minios_lab.classroom.tasks import start_message
     out = Path(args.out_dir)
     removed = make_assignment(out)
     print(start_message(out, len(removed)))
@@ -110,12 +112,12 @@ def _stop_on_sigterm() -> None:
 def cmd_grade(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     if args.students:
-        from .gradebook import grade_many
+        from minios_lab.classroom.gradebook import grade_many
         return grade_many([Path(d) for d in args.students],
                           Path(args.out or "grades"), jobs=args.jobs,
                           chapter=args.chapter, limit=args.limit,
                           student_timeout=args.student_timeout)
-    from .grading import default_tree, grade
+    from minios_lab.classroom.grading import default_tree, grade
     student = Path(args.student) if args.student else default_tree()
     try:
         report = grade(student, args.chapter, region=args.region,
@@ -134,14 +136,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_progress(args: argparse.Namespace) -> int:
-    from .grading import progress, progress_text
+    from minios_lab.classroom.grading import progress, progress_text
     repo = Path(args.repo) if args.repo else None
     print(progress_text(progress(repo)))
     return 0
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from .tasks import tasks, tasks_json, tasks_text
+    from minios_lab.classroom.tasks import tasks, tasks_json, tasks_text
     chosen = tasks(args.chapter)
     print(tasks_json(chosen) if args.json else tasks_text(chosen))
     return 0
@@ -153,7 +155,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _grade_parser(sub) -> None:
-    from .grading import DEFAULT_LIMIT
+    from minios_lab.classroom.grading import DEFAULT_LIMIT
     grade = sub.add_parser(
         "grade", help="grade a student's tree with this kit's own checks")
     grade.add_argument("--student", default=None,
@@ -182,10 +184,10 @@ def _grade_parser(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["boot"]:  # boot has options of its own (boot --help)
-        from .boot import main_boot
+        from minios_lab.guest.boot import main_boot
         return main_boot(argv[1:])
     if argv[:1] == ["debug"]:  # debug too (-ex CMD, debug --help)
-        from .debug import main as main_debug
+        from minios_lab.guest.live.debug import main as main_debug
         return main_debug(argv[1:])
     parser = argparse.ArgumentParser(prog="minios-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -23,7 +23,7 @@ functions (the kernel calls them through an ``extern "Python"``
 trampoline), every delivery is logged as a :class:`Delivery` with the
 upcall it came in and the operation that caused it, and ``snapshot()``
 returns the bitmaps and the log as plain data for tests and plots
-(:mod:`minios_lab.viz_events`).
+(:mod:`minios_lab.viz.events`).
 
 The kernel's event state is global, so one EventChannels drives it at a
 time: creating a new one takes the kernel over (fresh shared_info page,
@@ -38,9 +38,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .errors import MiniosLabError
-from .host import HOST_UNWIND, Hypervisor, KernelLib
-from .units import load
+from minios_lab.errors import MiniosLabError
+from minios_lab.xen.hypervisor import HOST_UNWIND, Hypervisor
+from minios_lab.build.kernellib import KernelLib
+from minios_lab.build.units import load
 
 PAGE_SIZE = 4096
 WORD_BITS = 64

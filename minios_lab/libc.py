@@ -281,7 +281,7 @@ class Libc:
     @classmethod
     def load(cls, kernel_dir=None) -> "Libc":
         """Build (if needed) and load the libc unit from kernel_dir."""
-        from .cbuild import load
+        from minios_lab.build.cbuild import load
         return cls(load("libc", kernel_dir=kernel_dir))
 
     # -- formatted output -----------------------------------------------------

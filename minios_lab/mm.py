@@ -14,7 +14,7 @@ memory", and the kernel's own C (kernel/mm/) manages it.
   ``free_address()`` checks nothing.
 * :class:`Heap` runs xmalloc on top of a PageAllocator of its own.
 * ``snapshot()`` of either returns plain data (numpy arrays, lists of
-  dataclasses) for tests and for the plots of :mod:`minios_lab.viz_mm`.
+  dataclasses) for tests and for the plots of :mod:`minios_lab.viz.mm`.
 
 The memory is mapped at a fixed, aligned host address when that address is
 free (it nearly always is), so a notebook run twice prints the same
@@ -40,9 +40,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import KernelPanic
-from .host import KernelLib
-from .units import load
+from minios_lab.errors import KernelPanic
+from minios_lab.build.kernellib import KernelLib
+from minios_lab.build.units import load
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

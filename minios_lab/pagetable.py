@@ -1,7 +1,7 @@
 """The kernel's page tables, driven from Python, with Python as a strict Xen.
 
 kernel/mm/pagetable.c runs here on a pretend machine,
-:class:`~minios_lab.xen_mmu.XenMMU` (a Hypervisor subclass, re-exported
+:class:`~minios_lab.xen.mmu.XenMMU` (a Hypervisor subclass, re-exported
 here), which keeps the machine memory, builds Xen's bootstrap tables and
 accepts or refuses every update as Xen 4.17 would.
 
@@ -9,7 +9,7 @@ accepts or refuses every update as Xen 4.17 would.
 ``map_all`` and ``walk`` call the kernel's C; a refused update raises
 :class:`XenRefused`, kernel misuse :class:`~minios_lab.errors.KernelPanic`.
 ``snapshot()`` reads the whole tree straight out of machine memory, not
-through the kernel, for plots (:mod:`minios_lab.viz_pagetable`) and tests.
+through the kernel, for plots (:mod:`minios_lab.viz.pagetable`) and tests.
 """
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import MiniosLabError
-from .units import load
-from .xen_mmu import (ADDR_MASK, DATA, ENTRIES, GUEST_KERNEL, LEVELS, NX,
+from minios_lab.errors import MiniosLabError
+from minios_lab.build.units import load
+from minios_lab.xen.mmu import (ADDR_MASK, DATA, ENTRIES, GUEST_KERNEL, LEVELS, NX,
                       PAGE_SHIFT, PAGE_SIZE, PCD, PSE, PWT, RW, US, A,
                       Bootstrap, D, G, P, Rejection, XenMMU, entry_mfn,
                       errno_name, flag_names, va_indexes, xen_bootstrap)

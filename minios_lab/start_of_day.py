@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MiniosLabError
-from .units import load
+from minios_lab.errors import MiniosLabError
+from minios_lab.build.units import load
 
 # What Xen 4.17 gave this kit's guest as a 64 MiB dom0 in QEMU (read off a
 # real boot's report). Addresses are virtual, the kernel being linked at 0,
@@ -152,7 +152,7 @@ def boot_layout(report: dict[str, Any], image_end: int) -> list:
     the kernel: the p2m list (one 8-byte machine frame number per page),
     the start_info page and the bootstrap page tables.
     """
-    from .viz import Region
+    from minios_lab.viz import Region
 
     page = 4096
     regions = [Region("kernel image", 0, image_end)]

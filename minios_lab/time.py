@@ -20,7 +20,7 @@ says what happened at each read.
 timer's hypercalls; :func:`run_timer` drives kernel/timer.c and parses its
 report with :func:`parse_time_section`, the same parser that reads the
 "time" chapter of a real boot. :func:`scale_steps` and :func:`trace_clock`
-give the plots of :mod:`minios_lab.viz_time` their data.
+give the plots of :mod:`minios_lab.viz.time` their data.
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from .host import KernelLib
-from .time_report import TimeReport, parse_time_section
-from .timer import SleepsForever, TimerHypervisor, TimerRun, run_timer
-from .units import load
+from minios_lab.build.kernellib import KernelLib
+from minios_lab.guest.time_report import TimeReport, parse_time_section
+from minios_lab.timer import SleepsForever, TimerHypervisor, TimerRun, run_timer
+from minios_lab.build.units import load
 
 MASK64 = (1 << 64) - 1
 NSEC_PER_SEC = 10**9

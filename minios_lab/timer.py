@@ -17,12 +17,12 @@ import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .errors import MiniosLabError
-from .events import EventXen
-from .time_report import TimeReport, parse_time_section
+from minios_lab.errors import MiniosLabError
+from minios_lab.events import EventXen
+from minios_lab.guest.time_report import TimeReport, parse_time_section
 
 if TYPE_CHECKING:
-    from .time import Clock
+    from minios_lab.time import Clock
 
 
 class SleepsForever(MiniosLabError):

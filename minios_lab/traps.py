@@ -17,17 +17,19 @@ handler printed and where execution goes on. A fatal exception raises
 """
 from __future__ import annotations
 
+import minios_lab
+
 import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import KernelPanic
-from .host import Hypervisor
-from .units import load
+from minios_lab.errors import KernelPanic
+from minios_lab.xen.hypervisor import Hypervisor
+from minios_lab.build.units import load
 
-KERNEL_DIR = Path(__file__).resolve().parent.parent / "kernel"
+KERNEL_DIR = minios_lab.KERNEL_DIR
 
 # Bits of trap_info.flags (<xen/arch-x86/xen.h>: TI_GET_DPL, TI_GET_IF).
 TI_DPL_MASK = 0x3

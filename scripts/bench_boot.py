@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 
-from minios_lab.boot import boot, build_image
+from minios_lab.guest.boot import boot, build_image
 
 
 def measure(cmdline: str, runs: int, memory_mb: int) -> list[float]:

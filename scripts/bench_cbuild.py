@@ -21,7 +21,7 @@ import tempfile
 CHILD = r"""
 import json, sys, time
 t = time.perf_counter()
-from minios_lab.units import load
+from minios_lab.build.units import load
 load(sys.argv[1])
 print(json.dumps(time.perf_counter() - t))
 """
@@ -37,8 +37,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    from minios_lab.toolchain import xen_include_dir
-    from minios_lab.units import UNITS
+    from minios_lab.build.toolchain import xen_include_dir
+    from minios_lab.build.units import UNITS
 
     print(f"{'unit':<14} {'cold (s)':>9} {'warm median (s)':>16}")
     for unit in sorted(UNITS):

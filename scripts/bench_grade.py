@@ -44,12 +44,12 @@ def make_students(kit: Path, work: Path, count: int) -> dict[str, list[Path]]:
     """`count` fresh and `count` solved copies of one full hand-out."""
     fresh, solved = work / "handout-fresh", work / "handout-solved"
     kit_python(kit, "import sys; from pathlib import Path\n"
-               "from minios_lab.classroom import make_assignment, "
+               "from minios_lab.classroom.handout import make_assignment, "
                "restore_region, all_regions\n"
                f"make_assignment(Path({str(fresh)!r}))\n")
     shutil.copytree(fresh, solved, symlinks=True)
     kit_python(kit, "from pathlib import Path\n"
-               "from minios_lab.classroom import restore_region, all_regions\n"
+               "from minios_lab.classroom.handout import restore_region, all_regions\n"
                "for r in all_regions():\n"
                f"    restore_region(Path({str(solved)!r}), r.region_id)\n")
     kinds: dict[str, list[Path]] = {"solved": [], "fresh": []}
@@ -80,7 +80,7 @@ def grade_batch(kit: Path, trees: list[Path], jobs: int,
 def xen_build(kit: Path) -> str:
     env = {**os.environ, "PYTHONPATH": str(kit)}
     proc = subprocess.run(
-        [sys.executable, "-c", "from minios_lab.toolchain import "
+        [sys.executable, "-c", "from minios_lab.build.toolchain import "
          "xen_versions; print(xen_versions())"],
         cwd=kit, env=env, capture_output=True, text=True)
     return proc.stdout.strip() or proc.stderr.strip()[-200:]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import timeit
 
-from minios_lab.units import load
+from minios_lab.build.units import load
 
 
 def best_ns(stmt, number: int = 200_000, repeat: int = 7) -> float:

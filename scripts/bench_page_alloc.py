@@ -1,6 +1,6 @@
 """The cost of an alloc_pages()+free_pages() pair, from 2^10 to 2^20 pages.
 
-The kernel's page allocator is built for the host (minios_lab.cbuild) and
+The kernel's page allocator is built for the host (minios_lab.build.cbuild) and
 the C loop mm_bench_alloc_free() (kernel/mm/selftest.c) is timed from
 Python around a single call, so the Python overhead is paid once per
 measurement, not once per pair. Each pool is first left with a single free

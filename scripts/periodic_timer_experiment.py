@@ -19,8 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from minios_lab.boot import boot
-from minios_lab.time_report import parse_time_section
+from minios_lab.guest.boot import boot
+from minios_lab.guest.time_report import parse_time_section
 
 KERNEL = Path(__file__).resolve().parent.parent / "kernel"
 

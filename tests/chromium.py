@@ -1,6 +1,6 @@
 """Headless Chromium for the tests (Debian's chromium and chromium-driver).
 
-``make`` installs both (minios_lab/sysdeps.py); where they are missing the
+``make`` installs both (minios_lab/build/sysdeps.py); where they are missing the
 tests that need a browser skip and say how to get it.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def chrome():
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         pytest.skip("Debian's chromium and chromium-driver are not installed "
-                    "(make setup installs them: python3 -m minios_lab.sysdeps)")
+                    "(make setup installs them: python3 -m minios_lab.build.sysdeps)")
     webdriver = pytest.importorskip("selenium.webdriver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium

@@ -41,8 +41,8 @@ def guest_image() -> Path:
     QEMU, Xen and its headers must be present: `make test` installs them,
     so a missing tool is a failure here, never a skip.
     """
-    from minios_lab import toolchain
-    from minios_lab.boot import build_image
+    from minios_lab.build import toolchain
+    from minios_lab.guest.boot import build_image
     toolchain.qemu_binary(install=False)
     toolchain.xen_binary()
     toolchain.xen_include_dir()
@@ -52,7 +52,8 @@ def guest_image() -> Path:
 # The start of a child Python that boots and prints QEMU's pid as soon as
 # QEMU is spawned (tests that kill or interrupt the child look for it).
 PRINT_QEMU_PID = """
-from minios_lab import boot as b, qemu_proc
+from minios_lab.guest import boot as b
+from minios_lab.guest import qemu as qemu_proc
 real_spawn = qemu_proc.spawn
 def spawn(*args, **kwargs):
     proc = real_spawn(*args, **kwargs)

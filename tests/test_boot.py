@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import PRINT_QEMU_PID
 
-from minios_lab import boot as bootmod
-from minios_lab import toolchain
-from minios_lab.boot import (BootResult, boot, build_image, make_crash_report,
+from minios_lab.guest import boot as bootmod
+from minios_lab.build import toolchain
+from minios_lab.guest.boot import (BootResult, boot, build_image, make_crash_report,
                              split_console_line)
 
 REPO = Path(__file__).resolve().parent.parent

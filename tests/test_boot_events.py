@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from minios_lab.boot import BootResult, boot
+from minios_lab.guest.boot import BootResult, boot
 
 CHECKS = [
     "bind a handler on A and on B: rc 0",

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from minios_lab import boot as bootmod
-from minios_lab import qemu_proc
-from minios_lab.boot import BootResult, boot
+from minios_lab.guest import boot as bootmod
+from minios_lab.guest import qemu as qemu_proc
+from minios_lab.guest.boot import BootResult, boot
 
 REPO = Path(__file__).resolve().parent.parent
 TICK_LINE = re.compile(r"^timer: tick (\d+) at system time (\d+)\.(\d{9}) s$")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from minios_lab.boot import BootResult, boot
+from minios_lab.guest.boot import BootResult, boot
 from minios_lab.pagetable import (RW, Step, Walk, parse_guest_report,
                                   parse_guest_walk)
 

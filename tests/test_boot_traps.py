@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from minios_lab.boot import BootResult, boot
+from minios_lab.guest.boot import BootResult, boot
 from minios_lab.start_of_day import symbol_address
 from minios_lab.traps import demo_verdicts, summary_lines
 

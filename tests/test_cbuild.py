@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from conftest import edit
-from minios_lab import cbuild
+from minios_lab.build import cbuild
 from minios_lab.errors import CompileError, KernelPanic
 from minios_lab.start_of_day import StartOfDay, StartInfoError
-from minios_lab.units import UNITS, load
+from minios_lab.build.units import UNITS, load
 
 
 def test_compile_error_names_kernel_file_and_line(kernel_copy):
@@ -86,7 +86,7 @@ def test_concurrent_builds_of_same_unit(kernel_copy):
     script = textwrap.dedent(f"""
         from pathlib import Path
         from minios_lab.start_of_day import parse
-        from minios_lab.units import load
+        from minios_lab.build.units import load
         k = load("start_of_day", kernel_dir=Path({str(kernel_copy)!r}))
         print(k.module.__name__)
     """)

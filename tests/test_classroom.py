@@ -10,15 +10,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minios_lab.classroom import (MarkerError, _chapter_files, _spans,
+from minios_lab.classroom.handout import (MarkerError, _chapter_files, _spans,
                                   _tracked_files, all_regions, leaks,
                                   leaks_c, make_assignment, region_bodies,
                                   restore_region, solution_lines, splice,
                                   strip_c, strip_cell)
-from minios_lab.course import CHAPTERS
-from minios_lab.grading import (_load_checks, CHECKS, default_tree, grade,
+from minios_lab.classroom.course import CHAPTERS
+from minios_lab.classroom.grading import (_load_checks, CHECKS, default_tree, grade,
                                 progress)
-from minios_lab.tasks import show_task, tasks
+from minios_lab.classroom.tasks import show_task, tasks
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,7 +137,7 @@ def test_restoring_one_region_gives_exactly_its_points(tmp_path, region_id,
 def test_grader_ignores_the_students_copy_of_the_checks(tmp_path):
     student = tmp_path / "lab"
     make_assignment(student, ["02"])
-    fake = student / "minios_lab" / "checks" / "ch02_libc.py"
+    fake = student / "minios_lab" / "classroom" / "checks" / "ch02_libc.py"
     fake.write_text(fake.read_text().replace("raise CheckFailed(", "print("))
     report = grade(student, chapter="02")
     assert report.earned == 0, report.text()

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from minios_lab import cli
-from minios_lab.toolchain import Check
+from minios_lab.build.toolchain import Check
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -25,7 +25,7 @@ def test_doctor_reports_every_check_and_succeeds_here():
 def test_doctor_fails_and_shows_fix_when_something_is_missing(monkeypatch, capsys):
     checks = [Check("QEMU", False, "not found", "apt-get install qemu-system-x86"),
               Check("C compiler", True, "gcc", "")]
-    monkeypatch.setattr("minios_lab.toolchain.doctor", lambda: checks)
+    monkeypatch.setattr("minios_lab.build.toolchain.doctor", lambda: checks)
     assert cli.main(["doctor"]) == 1
     out = capsys.readouterr().out
     assert "MISSING QEMU" in out and "fix: apt-get install qemu-system-x86" in out
@@ -59,7 +59,7 @@ def test_setup_fault_is_one_message_with_its_fix(monkeypatch, capsys):
         raise ToolchainError("/x/sub is not a writable folder (Not a "
                              "directory). Fix: set MINIOS_LAB_CACHE to a "
                              "writable folder")
-    monkeypatch.setattr("minios_lab.toolchain.setup", broken_setup)
+    monkeypatch.setattr("minios_lab.build.toolchain.setup", broken_setup)
     assert cli.main(["setup"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Fix: set MINIOS_LAB_CACHE" in err

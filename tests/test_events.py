@@ -342,7 +342,7 @@ def test_selftest_passes_with_python_as_xen(ev):
 
 
 def test_selftest_catches_an_unmask_that_forgets_to_reraise(kernel_copy):
-    from minios_lab.units import load
+    from minios_lab.build.units import load
     from minios_lab.events import EventXen
     edit(kernel_copy / "events.c", "    if (!test_bit(port, pending_bits()))",
          "    if (1)")

@@ -46,7 +46,7 @@ def faces() -> dict:
     from minios_lab.pagetable import PageTables
     from minios_lab.start_of_day import StartOfDay
     from minios_lab.traps import Traps
-    from minios_lab.units import load
+    from minios_lab.build.units import load
     return {"libc": Libc(load("libc")), "pool": PageAllocator(256),
             "heap": Heap(64), "pt": PageTables(2048), "sod": StartOfDay(),
             "traps": Traps(), "events": EventChannels()}

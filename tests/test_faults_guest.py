@@ -24,8 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import PRINT_QEMU_PID, REPO, edit
-from minios_lab import qemu_proc
-from minios_lab.boot import BootResult, boot, build_image
+from minios_lab.guest import qemu as qemu_proc
+from minios_lab.guest.boot import BootResult, boot, build_image
 from minios_lab.start_of_day import symbol_address
 
 KERNEL_C = REPO / "kernel" / "kernel.c"
@@ -119,7 +119,7 @@ def test_write_to_unmapped_address_is_the_guests_page_fault(image: Path):
 
 
 def test_crash_summary_shows_nothing_that_varies(null_read, text_write):
-    from minios_lab.final import crash_summary
+    from minios_lab.guest.final import crash_summary
 
     line = _line_of(KERNEL_C, "crash_sink = *null_pointer;")
     assert crash_summary(null_read).splitlines() == [
@@ -348,7 +348,7 @@ def test_a_qemu_whose_parent_lives_is_left_alone(tmp_path, monkeypatch):
 
 def test_an_unwritable_cache_costs_only_the_pid_files(image, tmp_path,
                                                       monkeypatch):
-    from minios_lab import toolchain
+    from minios_lab.build import toolchain
 
     xen, include = toolchain.xen_binary(), toolchain.xen_include_dir()
     blocked = tmp_path / "file-in-the-way"
@@ -413,7 +413,7 @@ def _local_function(module_file: str, name: str, exported: str):
 
 
 def test_host_hypercall_refuses_iret_before_python_sees_it():
-    from minios_lab.units import load
+    from minios_lab.build.units import load
 
     kernel = load("libc")
     hypercall = _local_function(kernel.module.__file__, "hypercall",

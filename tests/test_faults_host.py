@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, edit
-from minios_lab import cbuild
+from minios_lab.build import cbuild
 from minios_lab.errors import (CompileError, CompileWarning, KernelFault,
                                KernelInterrupt, KernelPanic, KernelUnusable,
                                ToolchainError)
-from minios_lab.host import Hypervisor
+from minios_lab.xen.hypervisor import Hypervisor
 from minios_lab.mm import Heap, PageAllocator
-from minios_lab.units import UNITS, load
+from minios_lab.build.units import UNITS, load
 
 STRLEN = "    while (s[n] != '\\0')\n        n++;\n    return n;"
 ALLOC_START = '    pool_check_ready("alloc_pages", order);'
@@ -437,7 +437,7 @@ def test_a_fault_in_python_code_still_kills_the_process():
     script = textwrap.dedent("""
         import ctypes, faulthandler
         faulthandler.enable()
-        from minios_lab.units import load
+        from minios_lab.build.units import load
         load("libc").strlen(b"handlers installed")
         ctypes.string_at(0)
     """)
@@ -468,8 +468,8 @@ def test_warning_is_shown_again_from_the_cache(kernel_copy):
     script = textwrap.dedent(f"""
         import warnings
         from pathlib import Path
-        from minios_lab import cbuild
-        from minios_lab.units import load
+        from minios_lab.build import cbuild
+        from minios_lab.build.units import load
         cbuild.compile_kernel_objects = None     # must come from the cache
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
@@ -521,7 +521,7 @@ def test_bug_prone_warnings_stop_the_build(kernel_copy, flag, old, new):
 def _load_in_child(kernel_dir: Path) -> subprocess.CompletedProcess:
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from minios_lab.units import load
+        from minios_lab.build.units import load
         k = load("libc", kernel_dir=Path({str(kernel_dir)!r}))
         print("strlen", k.strlen(b"rebuilt"))
     """)
@@ -607,7 +607,7 @@ def test_full_disk_shows_the_tools_reason(kernel_copy, tmp_path):
         import resource, signal
         from pathlib import Path
         from minios_lab.errors import ToolchainError
-        from minios_lab.units import load
+        from minios_lab.build.units import load
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
         try:
@@ -678,7 +678,7 @@ def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(kernel_copy):
             return reply["content"]
 
         setup = run(f"from pathlib import Path\n"
-                    f"from minios_lab.units import load\n"
+                    f"from minios_lab.build.units import load\n"
                     f"k = load('libc', kernel_dir=Path({str(kernel_copy)!r}))\n"
                     f"k.strlen(b'warm')")
         assert setup["status"] == "ok", setup

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from minios_lab import boot as boot_module
-from minios_lab import grade_tree
-from minios_lab.boot import boot
-from minios_lab.classroom import make_assignment, restore_region
-from minios_lab.grading import Context
+from minios_lab.guest import boot as boot_module
+from minios_lab.classroom import trees as grade_tree
+from minios_lab.guest.boot import boot
+from minios_lab.classroom.handout import make_assignment, restore_region
+from minios_lab.classroom.grading import Context
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,7 +93,7 @@ def test_handout_progress_not_hurt_by_a_later_chapters_stub(tmp_path):
     assert whole.outcome == "crash" and "mm" not in whole.chapters
     env = {**os.environ, "PYTHONPATH": str(student)}
     proc = subprocess.run(
-        [sys.executable, "-c", "import json; from minios_lab.grading import "
+        [sys.executable, "-c", "import json; from minios_lab.classroom.grading import "
          "progress; print(json.dumps(progress()))"],
         cwd=student, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from minios_lab import cli
-from minios_lab.gradebook import grade_many, student_ids
+from minios_lab.classroom.gradebook import grade_many, student_ids
 
 from test_grading_faults import FAULTS, LIMIT, _student
 

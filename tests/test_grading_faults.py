@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from minios_lab import cli
-from minios_lab.grading import grade
+from minios_lab.classroom.grading import grade
 
 REPO = Path(__file__).resolve().parent.parent
 STRING_C = "kernel/lib/string.c"

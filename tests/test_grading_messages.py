@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from minios_lab.grade_tree import LineMap, compiler_error
-from minios_lab.grading import CheckFailed, Context
+from minios_lab.classroom.trees import LineMap, compiler_error
+from minios_lab.classroom.grading import CheckFailed, Context
 
 MAKE_LOG = """\
 make: Entering directory '/tmp/minios-grade-1-x/place/kernel'

@@ -1,10 +1,10 @@
-"""minios_lab.image: the guest image carries the notes Xen needs."""
+"""minios_lab.guest.image: the guest image carries the notes Xen needs."""
 from __future__ import annotations
 
 import pytest
 
-from minios_lab.boot import build_image
-from minios_lab.image import note_names, sections, symbol, xen_notes
+from minios_lab.guest.boot import build_image
+from minios_lab.guest.image import note_names, sections, symbol, xen_notes
 
 
 @pytest.fixture(scope="module")

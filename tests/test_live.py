@@ -24,16 +24,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minios_lab import live_qemu, viz_mm, viz_pagetable
-from minios_lab.live import (BreakpointTimeout, GdbError, GdbMissing,
+from minios_lab.guest.live import qemu as live_qemu
+
+from minios_lab.viz import mm as viz_mm
+
+from minios_lab.viz import pagetable as viz_pagetable
+from minios_lab.guest.live import (BreakpointTimeout, GdbError, GdbMissing,
                              GuestCrashed, GuestExited, GuestInterrupted,
                              LiveGuest, SessionClosed)
-from minios_lab.live_qemu import LiveError
-from minios_lab.live_snap import snapshot_from_parts
-from minios_lab.live_views import (fault_report, host_parse, location,
+from minios_lab.guest.live.qemu import LiveError
+from minios_lab.guest.live.snap import snapshot_from_parts
+from minios_lab.guest.live.views import (fault_report, host_parse, location,
                                    pt_regs, start_info_report,
                                    summary_agreement)
-from minios_lab.live_views import trap_table as live_trap_table
+from minios_lab.guest.live.views import trap_table as live_trap_table
 from minios_lab.mm import PageAllocator, PageState
 from minios_lab.pagetable import parse_guest_report, parse_guest_walk
 from minios_lab.start_of_day import StartOfDay

@@ -26,7 +26,7 @@ def test_compile_error_and_panic_in_a_notebook(kernel_copy):
     line = edit(kernel_copy / "start_of_day.c", "    bi->nr_args++;",
                 "    bi->nr_args++ missing_semicolon")
     cells = run_cells([
-        "from pathlib import Path\nfrom minios_lab.units import load\n"
+        "from pathlib import Path\nfrom minios_lab.build.units import load\n"
         f"load('start_of_day', kernel_dir=Path({str(kernel_copy)!r}))",
         "from minios_lab.start_of_day import StartOfDay\nsod = StartOfDay()\n"
         "sod.kernel.start_of_day(sod.make_start_info(magic=b'not xen'))",

@@ -6,8 +6,8 @@ from typing import Optional
 
 from hypothesis import given, strategies as st
 
-from minios_lab.image import Section
-from minios_lab.notebook_text import (crash_place, file_of, function_of,
+from minios_lab.guest.image import Section
+from minios_lab.notebook.text import (crash_place, file_of, function_of,
                                       sections_overview, stable_xen_lines)
 
 

@@ -17,7 +17,9 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import (RuleBasedStateMachine, initialize,  # noqa
                                  invariant, precondition, rule)
 
-from minios_lab import mm, viz_mm  # noqa: E402
+from minios_lab import mm  # noqa: E402
+
+from minios_lab.viz import mm as viz_mm
 from minios_lab.errors import KernelPanic  # noqa: E402
 from minios_lab.mm import (PAGE_SIZE, PageAllocator, PageState,  # noqa: E402
                            bench_alloc_free, page_workload, step_through)

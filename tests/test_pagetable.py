@@ -22,8 +22,8 @@ from minios_lab.pagetable import (ADDR_MASK, DATA, GUEST_KERNEL, NX, PAGE_SIZE, 
                                   PWT, RW, US, A, D, G, Mapping, P,
                                   PageTables, XenRefused, merge_runs,
                                   read_tree, va_indexes, xen_bootstrap)
-from minios_lab.units import load
-from minios_lab.xen_mmu import (OTHER, SELF, XEN, XenMMU, _Refused,
+from minios_lab.build.units import load
+from minios_lab.xen.mmu import (OTHER, SELF, XEN, XenMMU, _Refused,
                                 flag_names, shuffled_frames)
 
 matplotlib.use("Agg")
@@ -488,7 +488,7 @@ def test_walk_text_and_summary(pt: PageTables) -> None:
 
 
 def test_plots_draw_what_they_are_given(pt: PageTables) -> None:
-    from minios_lab import viz_pagetable as vp
+    from minios_lab.viz import pagetable as vp
 
     pt.map(HIGH, 3000, 3)
     snap = pt.snapshot()

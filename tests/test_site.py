@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from chromium import chrome
-from minios_lab import site
+from minios_lab.notebook import site
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(site.NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))

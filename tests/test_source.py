@@ -1,9 +1,9 @@
-"""minios_lab.source: the code shown in notebooks is the code in kernel/."""
+"""minios_lab.notebook.source: the code shown in notebooks is the code in kernel/."""
 from __future__ import annotations
 
 import pytest
 
-from minios_lab.source import KERNEL_DIR, extract, file_comment, show, show_xen
+from minios_lab.notebook.source import KERNEL_DIR, extract, file_comment, show, show_xen
 
 
 def test_function_is_found_with_its_lines():

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from minios_lab import sysdeps
-from minios_lab.sysdeps import Need
+from minios_lab.build import sysdeps
+from minios_lab.build.sysdeps import Need
 
 REPO = Path(__file__).resolve().parent.parent
 ABSENT = Need("frobnicator", "a tool no machine has", lambda: False)
@@ -123,7 +123,7 @@ def test_python_headers_are_checked_where_sysconfig_says(
 
 def test_runs_before_the_venv_with_the_standard_library_only() -> None:
     """make runs it with the system python3: nothing outside the stdlib."""
-    code = ("import sys, minios_lab.sysdeps; "
+    code = ("import sys, minios_lab.build.sysdeps; "
             "bad = [m for m in sys.modules if m.split('.')[0] in "
             "('cffi', 'numpy', 'matplotlib', 'elftools')]; "
             "print(bad); sys.exit(1 if bad else 0)")
@@ -131,7 +131,7 @@ def test_runs_before_the_venv_with_the_standard_library_only() -> None:
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    check = subprocess.run([sys.executable, "-m", "minios_lab.sysdeps",
+    check = subprocess.run([sys.executable, "-m", "minios_lab.build.sysdeps",
                             "--check"], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
     assert check.returncode == 0, check.stderr

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minios_lab import toolchain, toolcheck
-from minios_lab.boot import qemu_module_arg, xen_command_line
+from minios_lab.build import toolchain
+
+from minios_lab.build import toolcheck
+from minios_lab.guest.boot import qemu_module_arg, xen_command_line
 from minios_lab.errors import ToolchainError
-from minios_lab.toolchain import Check
+from minios_lab.build.toolchain import Check
 
 OVERRIDES = ("MINIOS_LAB_CACHE", "MINIOS_XEN", "MINIOS_XEN_INCLUDE",
              "MINIOS_QEMU", "CC")

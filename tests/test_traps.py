@@ -274,7 +274,7 @@ def test_demo_verdicts_and_summary():
 
 
 def test_plots(traps):
-    from minios_lab.viz_traps import plot_frames, plot_trap_table
+    from minios_lab.viz.traps import plot_frames, plot_trap_table
 
     fig = plot_frames(bounce_frame_layout(True), pt_regs_layout(traps.ffi))
     assert len(fig.axes[0].patches) == 8 + 22

@@ -1,4 +1,4 @@
-"""The event-channel plots (minios_lab/viz_events.py) and their helpers."""
+"""The event-channel plots (minios_lab/viz/events.py) and their helpers."""
 from __future__ import annotations
 
 import matplotlib
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from minios_lab.events import EventChannels  # noqa: E402
-from minios_lab.viz_events import (CLEAR, DELIVERABLE, HELD,  # noqa: E402
+from minios_lab.viz.events import (CLEAR, DELIVERABLE, HELD,  # noqa: E402
                                    MASKED, _disabled_spans, _waits,
                                    plot_bitmaps, plot_scan_order,
                                    plot_timeline, port_states)

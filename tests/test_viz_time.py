@@ -10,7 +10,7 @@ import pytest
 matplotlib.use("Agg")
 
 from minios_lab.time import Clock, scale_steps, trace_clock  # noqa: E402
-from minios_lab.viz_time import (plot_clock_trace, plot_mul_shift,  # noqa
+from minios_lab.viz.time import (plot_clock_trace, plot_mul_shift,  # noqa
                                  plot_scale_steps, plot_tick_intervals)
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.stateful import (RuleBasedStateMachine, initialize,  # noqa
                                  invariant, precondition, rule)
 
-from minios_lab import viz_mm  # noqa: E402
+from minios_lab.viz import mm as viz_mm  # noqa: E402
 from minios_lab.errors import KernelPanic  # noqa: E402
 from minios_lab.mm import (PAGE_SIZE, BlockKind, Heap,  # noqa: E402
                            format_blocks, heap_workload, panic_message)

@@ -7,7 +7,7 @@
  * kernel must not continue, so we unwind to Python instead of returning.
  * And a Ctrl-C that came while Python was serving the call, and that
  * Python did not turn into an exception, stops the kernel here
- * (host_check_interrupt(), see minios_lab/cdefs/guard.c).
+ * (host_check_interrupt(), see minios_lab/build/cdefs/guard.c).
  *
  * __HYPERVISOR_iret is refused with -ENOSYS before Python sees it, as the
  * guest's hypercall() refuses it (kernel/arch/x86_64/hypercall.S): iret is

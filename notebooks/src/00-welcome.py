@@ -43,7 +43,7 @@
 # First, is everything in place?
 
 # %%
-from minios_lab.course import doctor_summary, doctor_table
+from minios_lab.classroom.course import doctor_summary, doctor_table
 doctor_summary()
 
 # %% [markdown]
@@ -60,7 +60,7 @@ print(doctor_table())
 # serial console. The words you pass become the guest's command line.
 
 # %%
-from minios_lab.boot import boot
+from minios_lab.guest.boot import boot
 result = boot("name=learner")
 print(result)
 
@@ -87,7 +87,7 @@ print("\n".join(line for line in result.guest_lines if line.startswith(("chapter
 # init memory Xen freed; `result.xen_lines` has them all.)
 
 # %%
-from minios_lab.notebook_text import stable_xen_lines
+from minios_lab.notebook.text import stable_xen_lines
 print("\n".join(stable_xen_lines(result.xen_lines)[-2:]))
 
 # %% [markdown]
@@ -99,7 +99,7 @@ print("\n".join(stable_xen_lines(result.xen_lines)[-2:]))
 # purpose:
 
 # %%
-from minios_lab.notebook_text import crash_place
+from minios_lab.notebook.text import crash_place
 crashed = boot("crash=1")
 print(crashed.outcome, "in", crash_place(crashed.crash))
 
@@ -139,7 +139,7 @@ print("check passed")
 # in your copy of the kernel; `minios-lab progress` prints it in a terminal.
 
 # %%
-from minios_lab.grading import progress, progress_text
+from minios_lab.classroom.grading import progress, progress_text
 print(progress_text(progress()))
 
 # %% [markdown]

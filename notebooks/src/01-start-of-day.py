@@ -20,7 +20,7 @@
 # `start_info` page. Its layout comes from Xen's public header:
 
 # %%
-from minios_lab.source import show, show_xen
+from minios_lab.notebook.source import show, show_xen
 show_xen("xen.h", "start_info")
 
 # %% [markdown]
@@ -102,7 +102,7 @@ sod.kernel.start_of_day(sod.make_start_info(magic=b"not a start_info page"))
 # into a dictionary:
 
 # %%
-from minios_lab.boot import boot
+from minios_lab.guest.boot import boot
 from minios_lab.start_of_day import parse_report
 result = boot("ticks=3000 name=lab verbose")
 real = parse_report(result.guest_lines)
@@ -168,7 +168,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("start-info-checks")
 
 # %%

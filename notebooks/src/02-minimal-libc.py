@@ -23,7 +23,7 @@
 # the text to Xen.
 
 # %%
-from minios_lab.source import file_comment, show
+from minios_lab.notebook.source import file_comment, show
 show("console.c", "vprintk")
 
 # %% [markdown]
@@ -239,7 +239,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("memmove-overlap")
 
 # %%

@@ -34,7 +34,7 @@
 # chunk *is* its list node, the header sits in its first bytes:
 
 # %%
-from minios_lab.source import show
+from minios_lab.notebook.source import show
 show("include/minios/page_pool.h", "free_chunk")
 
 # %% [markdown]
@@ -56,7 +56,7 @@ show("include/minios/page_pool.h", "page_pool")
 
 # %%
 from minios_lab.mm import PageAllocator
-from minios_lab import viz_mm
+from minios_lab.viz import mm as viz_mm
 pa = PageAllocator(64, reserved=3)
 pa
 
@@ -370,7 +370,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("split_chunk")
 
 # %%

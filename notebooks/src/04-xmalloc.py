@@ -23,7 +23,7 @@
 # they empty. Each block starts with a 16-byte header:
 
 # %%
-from minios_lab.source import show
+from minios_lab.notebook.source import show
 show("include/minios/xheap.h", "xblock")
 
 # %% [markdown]
@@ -43,7 +43,7 @@ show("include/minios/xheap.h", "xfree_block")
 
 # %%
 from minios_lab.mm import Heap, format_blocks
-from minios_lab import viz_mm
+from minios_lab.viz import mm as viz_mm
 heap = Heap(16)
 a, b, c = heap.malloc(24), heap.malloc(100), heap.malloc(7)
 print(format_blocks(heap.snapshot()))
@@ -277,7 +277,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("place")
 
 # %%

@@ -23,8 +23,8 @@
 # table, whose entry names an L2, then an L1, whose entry names the page.
 
 # %%
-from minios_lab.source import file_comment, show
-from minios_lab import viz_pagetable as vp
+from minios_lab.notebook.source import file_comment, show
+from minios_lab.viz import pagetable as vp
 fig = vp.va_split(0x8000403123)
 
 # %% [markdown]
@@ -194,7 +194,7 @@ print(pt.walk(1 << 39).steps[-1].flags)
 
 # %%
 import numpy as np
-from minios_lab.xen_mmu import OTHER
+from minios_lab.xen.mmu import OTHER
 foreign = int(np.flatnonzero(pt.xen.owner == OTHER)[0])
 for attempt in (lambda: pt.map_mfn(1 << 39, foreign),
                 lambda: pt.map_mfn(1 << 39, 1 << 30),
@@ -252,7 +252,7 @@ pt.map(0x5000, 3000)
 # chapter (self-tests of chapters 03 and 04 included).
 
 # %%
-from minios_lab.boot import boot
+from minios_lab.guest.boot import boot
 from minios_lab.pagetable import parse_guest_report
 result = boot("", memory_mb=64)
 print({name: result.chapters[name] for name in ("pagetables", "mm")})
@@ -346,7 +346,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("queue_update")
 
 # %%

@@ -24,7 +24,7 @@
 # `HYPERVISOR_set_trap_table`. Xen's header:
 
 # %%
-from minios_lab.source import file_comment, show, show_xen
+from minios_lab.notebook.source import file_comment, show, show_xen
 show_xen("arch-x86/xen.h", "trap_info")
 
 # %% [markdown]
@@ -76,7 +76,7 @@ traps.callbacks()
 # Xen's business.
 
 # %%
-from minios_lab.viz_traps import plot_trap_table
+from minios_lab.viz.traps import plot_trap_table
 fig = plot_trap_table(traps.trap_table())
 
 # %% [markdown]
@@ -106,7 +106,7 @@ show("arch/x86_64/entry.S", "exception_common")
 
 # %%
 from minios_lab.traps import bounce_frame_layout, pt_regs_layout
-from minios_lab.viz_traps import plot_frames
+from minios_lab.viz.traps import plot_frames
 fig = plot_frames(bounce_frame_layout(has_error_code=True),
                   pt_regs_layout(traps.ffi))
 
@@ -217,7 +217,7 @@ show("arch/x86_64/trap_demo.S")
 # dumps are left out here: their addresses change with every build):
 
 # %%
-from minios_lab.boot import boot
+from minios_lab.guest.boot import boot
 from minios_lab.traps import demo_verdicts, summary_lines
 result = boot("")
 print("\n".join(summary_lines(result.section("traps"))))
@@ -301,7 +301,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("fill_trap_info")
 
 # %%

@@ -24,7 +24,7 @@
 # shares with the guest:
 
 # %%
-from minios_lab.source import show, show_xen
+from minios_lab.notebook.source import show, show_xen
 show_xen("xen.h", "vcpu_info")
 
 # %% [markdown]
@@ -97,7 +97,7 @@ print(f"selector    {before.selector:#b}, upcall_pending {before.upcall_pending}
 # word, bit 0 at the top, and the selector above its words.
 
 # %%
-from minios_lab.viz_events import plot_bitmaps, plot_scan_order, plot_timeline
+from minios_lab.viz.events import plot_bitmaps, plot_scan_order, plot_timeline
 fig = plot_bitmaps(before, words=range(16), title="after the raises (words 0-15)")
 
 # %% [markdown]
@@ -274,7 +274,7 @@ print(text)
 # console:
 
 # %%
-from minios_lab.boot import boot
+from minios_lab.guest.boot import boot
 result = boot("ticks=0")
 for line in result.section("events")[1:]:
     print(line)
@@ -363,7 +363,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("scan_word")
 
 # %%

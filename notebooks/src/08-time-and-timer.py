@@ -23,7 +23,7 @@
 # small record in `shared_info` and rewrites it now and then:
 
 # %%
-from minios_lab.source import show, show_xen
+from minios_lab.notebook.source import show, show_xen
 show_xen("xen.h", "vcpu_time_info")
 
 # %% [markdown]
@@ -64,7 +64,7 @@ clock.monotonic_clock()
 
 # %%
 import numpy as np
-from minios_lab.viz_time import plot_mul_shift, plot_scale_steps
+from minios_lab.viz.time import plot_mul_shift, plot_scale_steps
 fig = plot_mul_shift(np.geomspace(1e8, 2e10, 400).astype(int).tolist())
 
 # %% [markdown]
@@ -148,7 +148,7 @@ for event in clock.log:
 
 # %%
 from minios_lab.time import trace_clock
-from minios_lab.viz_time import plot_clock_trace
+from minios_lab.viz.time import plot_clock_trace
 trace = trace_clock(Clock(tsc_hz=2_100_000_000), 210_000, 60, 10,
                     drift_ppm=[0, 200, -300, 100, 50, -100])
 fig = plot_clock_trace(trace)
@@ -186,7 +186,7 @@ clock.date(now.sec), clock.date(951782400)
 # ticks? The kernel's design comment says, from Xen 4.17's scheduler:
 
 # %%
-from minios_lab.source import file_comment
+from minios_lab.notebook.source import file_comment
 print(file_comment("timer.c"))
 
 # %% [markdown]
@@ -232,7 +232,7 @@ print("\n".join(l for l in run.console.splitlines() if "intervals_us" not in l))
 print(run.calls[:6], "...", len(run.calls), "hypercalls")
 
 # %%
-from minios_lab.viz_time import plot_tick_intervals
+from minios_lab.viz.time import plot_tick_intervals
 fig = plot_tick_intervals(run.report.intervals_us, 1000, "Python as Xen: 2500 ticks")
 
 # %% [markdown]
@@ -255,7 +255,7 @@ clock.kernel.timer_wait(t)
 # few seconds more than the others):
 
 # %% tags=["nbval-ignore-output"]
-from minios_lab.boot import boot
+from minios_lab.guest.boot import boot
 from minios_lab.time import parse_time_section
 result = boot("tick_us=1000 ticks=2000")
 print(result)
@@ -344,7 +344,7 @@ print("check passed")
 # and real boot, and prints GOOD or BAD.
 
 # %%
-from minios_lab.grading import check_region
+from minios_lab.classroom.grading import check_region
 check_region("scale_delta")
 
 # %%

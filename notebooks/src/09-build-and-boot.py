@@ -21,7 +21,7 @@
 # the image is built from scratch in its own folder:
 
 # %%
-from minios_lab.final import build_log
+from minios_lab.guest.final import build_log
 print(build_log())
 
 # %% [markdown]
@@ -33,7 +33,7 @@ print(build_log())
 # The note names below are read from Xen's own `xen/elfnote.h`:
 
 # %%
-from minios_lab.final import notes_table, sections_table
+from minios_lab.guest.final import notes_table, sections_table
 elf = "../kernel/build/fresh/minios.elf"
 print(notes_table(elf))
 
@@ -41,7 +41,7 @@ print(notes_table(elf))
 # The notes are written together in the entry file:
 
 # %%
-from minios_lab.source import show
+from minios_lab.notebook.source import show
 show("arch/x86_64/head.S", "_start")
 
 # %% [markdown]
@@ -53,8 +53,8 @@ show("arch/x86_64/head.S", "_start")
 # read-only or not executable:
 
 # %%
-from minios_lab.image import sections
-from minios_lab.notebook_text import sections_overview
+from minios_lab.guest.image import sections
+from minios_lab.notebook.text import sections_overview
 print(sections_overview(sections(elf)))
 
 # %% [markdown]
@@ -78,15 +78,15 @@ print(sections_table(elf))
 # boot: machine frames, times):
 
 # %% tags=["nbval-ignore-output"]
-from minios_lab.boot import boot
-from minios_lab.final import echo_guest
+from minios_lab.guest.boot import boot
+from minios_lab.guest.final import echo_guest
 result = boot("tick_us=1000 ticks=1000", echo=echo_guest)
 
 # %% [markdown]
 # The harness parsed the console into a result:
 
 # %%
-from minios_lab.final import chapter_table
+from minios_lab.guest.final import chapter_table
 print(chapter_table(result))
 
 # %% [markdown]
@@ -99,8 +99,8 @@ print(chapter_table(result))
 # do not.
 
 # %%
-from minios_lab.time_report import parse_time_section
-from minios_lab.viz_time import plot_tick_intervals
+from minios_lab.guest.time_report import parse_time_section
+from minios_lab.viz.time import plot_tick_intervals
 ticks = parse_time_section(result.section("time"))
 fig = plot_tick_intervals(ticks.intervals_us, ticks.tick_us, "1000 ticks at 1000 us, real Xen in QEMU")
 
@@ -118,7 +118,7 @@ print(len(ticks.intervals_us), "intervals;", "all checks passed:", ticks.passed)
 # symbols and line table. `crash=1` writes to an unmapped address:
 
 # %%
-from minios_lab.notebook_text import crash_place
+from minios_lab.notebook.text import crash_place
 crashed = boot("crash=1")
 print(crashed.outcome)
 print("the crash is in", crash_place(crashed.crash))
@@ -137,7 +137,7 @@ print(crashed.crash.symbol, crashed.crash.source)
 # left out of the comparison the tests make):
 
 # %%
-from minios_lab.final import crash_summary
+from minios_lab.guest.final import crash_summary
 print(crash_summary(boot("crash=null")))
 
 # %%
@@ -173,14 +173,14 @@ print(hung.outcome, "after the", 5, "second limit")
 # </details>
 # <details><summary>Hint 2</summary>
 #
-# `minios_lab.image.xen_notes(elf)` lists the notes; one is named
-# `HYPERCALL_PAGE`. `minios_lab.image.symbol(elf, "hypercall_page")` should
+# `minios_lab.guest.image.xen_notes(elf)` lists the notes; one is named
+# `HYPERCALL_PAGE`. `minios_lab.guest.image.symbol(elf, "hypercall_page")` should
 # agree.
 # </details>
 
 # %%
 ### BEGIN SOLUTION
-from minios_lab.image import symbol, xen_notes
+from minios_lab.guest.image import symbol, xen_notes
 big = boot("ticks=10", memory_mb=128)
 hypercall_page = {n.name: n.value for n in xen_notes(elf)}["HYPERCALL_PAGE"]
 ### END SOLUTION

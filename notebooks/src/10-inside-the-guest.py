@@ -25,7 +25,7 @@
 # one instruction yet: it sits at the x86 reset vector, 0xfff0.
 
 # %%
-from minios_lab.live import LiveGuest
+from minios_lab.guest.live import LiveGuest
 g = LiveGuest("name=lab")
 print(hex(g.registers(["rip"])["rip"]), g.console)
 
@@ -61,7 +61,7 @@ print(regs["rsi"] == g.value("si"), hex(regs["cs"]), "ring", regs["cs"] & 3)
 # parser, host-built. The guest has not parsed it yet:
 
 # %%
-from minios_lab.live_views import start_info_report
+from minios_lab.guest.live.views import start_info_report
 print(start_info_report(g))
 
 # %% [markdown]
@@ -80,7 +80,7 @@ print(start_info_report(g))
 # own report, not Xen's. This is the function:
 
 # %%
-from minios_lab.source import show
+from minios_lab.notebook.source import show
 show("traps.c", "traps_init")
 
 # %% [markdown]
@@ -104,7 +104,7 @@ for _ in range(3):
 # has copied the table into its virtual IDT for this vCPU and answered 0:
 
 # %%
-from minios_lab.live_views import location, trap_table
+from minios_lab.guest.live.views import location, trap_table
 print(g.run_to(location("traps.c", "traps_init", "if (rc != 0)")).source)
 print("rc =", g.eval("rc"))
 
@@ -114,7 +114,7 @@ print("rc =", g.eval("rc"))
 # the same entries:
 
 # %%
-from minios_lab.viz_traps import plot_trap_table
+from minios_lab.viz.traps import plot_trap_table
 live_table = trap_table(g)
 fig = plot_trap_table(live_table)
 
@@ -142,7 +142,7 @@ print(g.backtrace())
 # so chapter 03's plots draw the real guest's 64 MiB:
 
 # %%
-from minios_lab import viz_mm
+from minios_lab.viz import mm as viz_mm
 snap = g.page_allocator()
 fig = viz_mm.memory_map(snap, columns=128, title="the real guest's pages after its mm chapter")
 
@@ -154,7 +154,7 @@ fig = viz_mm.free_list_lengths(snap, title="the real guest's free lists")
 # and the summary agree:
 
 # %%
-from minios_lab.live_views import summary_agreement
+from minios_lab.guest.live.views import summary_agreement
 print(summary_agreement(snap, g.console))
 
 # %% [markdown]
@@ -165,7 +165,7 @@ print(summary_agreement(snap, g.console))
 # chapter 05's `Snapshot`:
 
 # %%
-from minios_lab import viz_pagetable as vp
+from minios_lab.viz import pagetable as vp
 tables = g.page_tables()
 fig = vp.tree(tables, title="the real guest's page tables")
 
@@ -212,7 +212,7 @@ print(g.backtrace())
 # in the vCPU's `arch.cr2`; the CPU's own `cr2` register says the same:
 
 # %%
-from minios_lab.live_views import fault_report, pt_regs
+from minios_lab.guest.live.views import fault_report, pt_regs
 print(fault_report(g))
 
 # %%
@@ -225,7 +225,7 @@ print({name: hex(frame[name]) for name in ("vector", "error_code", "rflags", "ss
 # gdb stopped:
 
 # %%
-from minios_lab.live import GuestCrashed
+from minios_lab.guest.live import GuestCrashed
 try:
     g.cont()
 except GuestCrashed as crashed:

@@ -8,7 +8,7 @@
  * the kernel through host_unwind(), a longjmp back to the Python call that
  * entered it. host_check_interrupt() leaves the same way if an interrupt
  * came while Python served the call. These two are defined by the guard
- * runtime (minios_lab/cdefs/guard.c).
+ * runtime (minios_lab/build/cdefs/guard.c).
  */
 #ifndef HOST_HOST_H
 #define HOST_HOST_H

@@ -1,0 +1,434 @@
+"""Build the guest image and boot it as dom0 of a real Xen, inside QEMU.
+
+QEMU starts Xen's multiboot image with the guest ELF as the first module;
+the words after the module's name become the guest's command line. Xen
+builds a PV dom0 from the ELF and prints everything on its serial console,
+which QEMU puts on its stdout (``-serial stdio``). A reader thread turns
+that stream into lines; the main thread classifies them as they arrive
+(:mod:`minios_lab.guest.console`):
+
+* Xen's own lines begin with ``(XEN)``.
+* What dom0 writes with ``HYPERVISOR_console_io`` is copied raw, with no
+  prefix (a domU's would get ``(d1)``): every other line is the guest's. If
+  the guest writes half a line and Xen then prints, the two share one line;
+  it is split at ``(XEN)``.
+
+The end of a boot is read from Xen's last words:
+
+* ``Hardware Dom0 shutdown: rebooting machine``: the guest asked for a
+  reboot; with ``-no-reboot`` QEMU exits by itself. Outcome "shutdown".
+* ``Hardware Dom0 halted``: the guest asked for poweroff; Xen halts but
+  QEMU would run on, so it is stopped. Outcome "shutdown".
+* ``Hardware Dom0 crashed`` or ``Panic on CPU``: outcome "crash". Xen was
+  started with ``noreboot`` and would wait forever, so QEMU is stopped once
+  the report is complete. The crash report (:mod:`minios_lab.guest.crash`) reads
+  the guest's own page-fault and PANIC lines first, then Xen's register
+  dump, and names the faulting function and source line.
+* Nothing of the above before the deadline: outcome "timeout".
+* QEMU could not start, or ended without a word from Xen: outcome "error",
+  with QEMU's own complaint (its stderr) in ``str(result)``.
+
+QEMU runs in its own process group, which is always killed and reaped on the
+way out, including when the caller is interrupted (a notebook's "interrupt
+kernel" raises KeyboardInterrupt here), and it dies with the Python process
+that started it (:mod:`minios_lab.guest.qemu`): no QEMU outlives a boot.
+"""
+from __future__ import annotations
+
+import minios_lab
+
+import argparse
+import fcntl
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from minios_lab.guest import qemu as qemu_proc
+
+from minios_lab.build import toolchain
+from minios_lab.guest.console import (ConsoleWatch, Echo, drain_into,  # noqa: F401
+                            outcome_of, pump, split_console_line)
+from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport, Symbols,  # noqa: F401
+                    load_symbols, make_crash_report)
+from minios_lab.errors import MiniosLabError
+
+REPO_DIR = minios_lab.REPO_DIR
+KERNEL_DIR = REPO_DIR / "kernel"
+XEN_MEMORY_MB = 192        # QEMU RAM on top of dom0's, for Xen itself
+BUILD_TIMEOUT = 300.0      # seconds for `make -C kernel`
+REAP_TIMEOUT = qemu_proc.REAP_TIMEOUT
+
+RESULT_RE = re.compile(r"RESULT: (\w+)")
+XEN_VERSION_RE = re.compile(r"^\(XEN\) Xen version (\d+\.\d+\.\S+)")
+CHAPTER_RE = re.compile(r"^chapter (\w+): (PASS|FAIL)$")
+
+
+class BuildError(MiniosLabError):
+    """``make -C kernel`` failed; the message is make's output."""
+
+
+# --- building ----------------------------------------------------------------
+
+def image_path(kernel_dir: Path = KERNEL_DIR) -> Path:
+    return kernel_dir / "build" / "minios.elf"
+
+
+def build_image(kernel_dir: Path = KERNEL_DIR) -> Path:
+    """Run ``make -C kernel``; return the ELF. Raises BuildError."""
+    if not (kernel_dir / "Makefile").is_file():
+        raise BuildError(f"no Makefile in {kernel_dir}")
+    include = toolchain.xen_include_dir()
+    jobs = f"-j{min(os.cpu_count() or 1, 8)}"
+    cmd = ["make", "-C", str(kernel_dir), jobs, f"XEN_INCLUDE={include}"]
+    (kernel_dir / "build").mkdir(exist_ok=True)
+    with open(kernel_dir / "build" / ".make.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # one make per tree at a time
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True,
+                                  timeout=BUILD_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired as err:
+            raise BuildError(f"make timed out after {BUILD_TIMEOUT} s") \
+                from err
+    if proc.returncode != 0:
+        raise BuildError(proc.stdout)
+    return image_path(kernel_dir)
+
+
+# --- the QEMU command line ---------------------------------------------------
+
+def qemu_module_arg(elf: Path, cmdline: str) -> str:
+    """The -initrd value: "image args". QEMU splits modules at commas, so
+    a literal comma is doubled."""
+    module = f"{elf} {cmdline}".strip()
+    return module.replace(",", ",,")
+
+
+def xen_command_line(memory_mb: int, xen_args: str = "") -> str:
+    words = ["console=com1", "noreboot", f"dom0_mem={memory_mb}M",
+             "loglvl=all", "guest_loglvl=all", xen_args]
+    return " ".join(w for w in words if w)
+
+
+def qemu_command(elf: Path, cmdline: str, memory_mb: int,
+                 xen_args: str = "") -> list[str]:
+    return [
+        str(toolchain.qemu_binary()),
+        "-m", str(memory_mb + XEN_MEMORY_MB),
+        "-display", "none", "-no-reboot", "-nic", "none",
+        "-serial", "stdio", "-monitor", "none",
+        "-kernel", str(toolchain.xen_binary()),
+        "-initrd", qemu_module_arg(elf, cmdline),
+        "-append", xen_command_line(memory_mb, xen_args),
+    ]
+
+
+# --- the result --------------------------------------------------------------
+
+@dataclass(repr=False)
+class BootResult:
+    """Everything a boot produced. ``str()`` is a one-line summary,
+    ``report()`` a readable account."""
+
+    outcome: str                  # "shutdown", "crash", "timeout", "error"
+    lines: list[str]              # the whole console, in order
+    guest_lines: list[str]        # what the guest printed
+    xen_lines: list[str]          # what Xen printed
+    elapsed: float                # seconds, QEMU start to QEMU exit
+    returncode: Optional[int]     # QEMU's (negative: killed by a signal)
+    result_line: Optional[str] = None   # the guest's "RESULT: ..." line
+    crash: Optional[CrashReport] = None
+    shutdown_reason: Optional[str] = None  # "reboot" or "poweroff"
+    command: list[str] = field(default_factory=list)
+    qemu_stderr: str = ""
+    qemu_pid: Optional[int] = None   # already reaped: for checking only
+    xen_version: Optional[str] = None   # "4.17.5", from Xen's banner line
+
+    @property
+    def result(self) -> Optional[str]:
+        """SUCCESS, FAILURE, ... from the RESULT line, or None."""
+        match = RESULT_RE.search(self.result_line or "")
+        return match.group(1) if match else None
+
+    @property
+    def chapters(self) -> dict[str, str]:
+        """{chapter name: "PASS" or "FAIL"} from the guest's chapter lines."""
+        found = {}
+        for line in self.guest_lines:
+            match = CHAPTER_RE.match(line.strip())
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
+
+    @property
+    def opening(self) -> list[str]:
+        """The guest's lines before its first chapter: banner, start of day."""
+        lines = []
+        for line in self.guest_lines:
+            if line.startswith("== chapter "):
+                break
+            lines.append(line)
+        return lines
+
+    def section(self, chapter: str) -> list[str]:
+        """The guest lines of one chapter, between its header and verdict."""
+        lines, inside = [], False
+        for line in self.guest_lines:
+            if line.strip() == f"== chapter {chapter} ==":
+                inside = True
+            elif inside and CHAPTER_RE.match(line.strip()):
+                break
+            elif inside:
+                lines.append(line)
+        return lines
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "shutdown" and self.result == "SUCCESS"
+
+    def __str__(self) -> str:
+        parts = [f"boot: {self.outcome}"]
+        if self.shutdown_reason:
+            parts[0] += f" ({self.shutdown_reason})"
+        parts.append(f"{self.elapsed:.2f} s")
+        parts.append(f"{len(self.guest_lines)} guest lines")
+        if self.result_line:
+            parts.append(self.result_line.strip())
+        if self.crash:
+            parts.append(str(self.crash))
+        if self.outcome == "error":
+            parts.append(self._qemu_said())
+        return ", ".join(parts)
+
+    def _qemu_said(self) -> str:
+        said = " ".join(self.qemu_stderr.split()) or "nothing on stderr"
+        if self.returncode is None:
+            return f"QEMU did not start: {said}"
+        return f"QEMU exited with status {self.returncode} and no output " \
+               f"from Xen; it said: {said}"
+
+    def __repr__(self) -> str:
+        return f"<BootResult {self}>"
+
+    def report(self) -> str:
+        out = [str(self)]
+        if self.xen_version:
+            out.append(f"Xen version {self.xen_version}")
+        out.append("guest console:")
+        out += [f"  {line}" for line in self.guest_lines] or ["  (nothing)"]
+        if self.crash:
+            out += ["crash:", self.crash.report(), "Xen's report:"]
+            out += [f"  {line}" for line in self.crash.dump]
+        if self.outcome == "timeout":
+            out += ["last console lines:"]
+            out += [f"  {line}" for line in self.lines[-LAST_LINES:]]
+        if self.outcome == "error":
+            out += [f"QEMU exited with status {self.returncode}; it said:",
+                    self.qemu_stderr.rstrip() or "  (nothing)"]
+        return "\n".join(out)
+
+
+# --- running QEMU ------------------------------------------------------------
+
+@dataclass
+class _Run:
+    console: ConsoleWatch
+    ended: bool                   # QEMU's output ended by itself
+    returncode: Optional[int]
+    stderr: str
+    elapsed: float
+    pid: int
+
+
+def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
+    """Run QEMU until the boot is over; it is always dead on return. Runs
+    in the caller's thread, which must be the one that started QEMU (see
+    qemu_proc: QEMU dies when that thread ends)."""
+    console = ConsoleWatch(echo)
+    start = time.monotonic()
+    proc = qemu_proc.spawn(cmd, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr: list[bytes] = []
+    drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
+                             daemon=True)
+    drain.start()
+    try:
+        ended = pump(proc, console, start + timeout)
+        if ended:
+            try:
+                proc.wait(timeout=REAP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        qemu_proc.stop(proc)
+    elapsed = time.monotonic() - start
+    drain.join(timeout=REAP_TIMEOUT)
+    err = b"".join(stderr).decode("utf-8", errors="replace")
+    return _Run(console, ended, proc.returncode, err, elapsed, proc.pid)
+
+
+def _result_line(guest: list[str]) -> Optional[str]:
+    for line in reversed(guest):
+        if RESULT_RE.search(line):
+            return line
+    return None
+
+
+def _xen_version(xen_lines: list[str]) -> Optional[str]:
+    """"4.17.5" from Xen's banner, "(XEN) Xen version 4.17.5 (Debian...".
+    """
+    for line in xen_lines[:40]:
+        match = XEN_VERSION_RE.match(line)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _crash_kind(console: ConsoleWatch) -> str:
+    if any("Panic on CPU" in line for line in console.xen):
+        return "xen panic"
+    return "dom0 crash" if console.event == "crash" else "reset"
+
+
+def _make_result(cmd: list[str], elf: Path, run: _Run) -> BootResult:
+    console = run.console
+    outcome = outcome_of(console, run.ended)
+    result = BootResult(outcome, console.lines, console.guest, console.xen,
+                        run.elapsed, run.returncode,
+                        _result_line(console.guest), command=cmd,
+                        qemu_stderr=run.stderr, qemu_pid=run.pid)
+    result.xen_version = _xen_version(console.xen)
+    if outcome == "shutdown":
+        result.shutdown_reason = console.event
+    if outcome == "crash":
+        result.crash = make_crash_report(_crash_kind(console), console.lines,
+                                         console.guest, load_symbols(elf))
+    return result
+
+
+MEMORY_MB_RANGE = (16, 4096)
+CMDLINE_MAX = 1023   # start_info.cmd_line holds 1024 bytes with the NUL
+
+
+def _check_boot_arguments(cmdline: str, memory_mb: int,
+                          timeout: float) -> None:
+    """Refuse what Xen would silently change (or what makes no sense)."""
+    low, high = MEMORY_MB_RANGE
+    if not isinstance(memory_mb, int) or not low <= memory_mb <= high:
+        raise ValueError(f"memory_mb must be a whole number of MiB from {low} "
+                         f"to {high}, not {memory_mb!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, "
+                         f"not {timeout!r}")
+    if len(cmdline.encode()) > CMDLINE_MAX:
+        raise ValueError(f"the guest command line is {len(cmdline.encode())} "
+                         f"bytes; start_info holds {CMDLINE_MAX} at most "
+                         f"(Xen would cut it)")
+
+
+def boot(cmdline: str = "", memory_mb: int = 64, timeout: float = 30,
+         xen_args: str = "", build: bool = True, echo: Echo = None,
+         kernel_dir: Path = KERNEL_DIR) -> BootResult:
+    """Build (if asked) and boot the guest; return what happened.
+
+    cmdline is the guest's command line, memory_mb its memory (dom0_mem),
+    timeout the limit in seconds for the whole boot; xen_args are added to
+    Xen's command line; echo, if given, is called with each console line as
+    it arrives.
+    """
+    _check_boot_arguments(cmdline, memory_mb, timeout)
+    elf = build_image(kernel_dir) if build else image_path(kernel_dir)
+    cmd = qemu_command(elf, cmdline, memory_mb, xen_args)
+    try:
+        run = _run_qemu(cmd, timeout, echo)
+    except OSError as err:
+        return BootResult("error", [], [], [], 0.0, None, command=cmd,
+                          qemu_stderr=f"cannot start QEMU: {err}")
+    return _make_result(cmd, elf, run)
+
+
+# --- command line ------------------------------------------------------------
+
+# The guest word that keeps it running after the chapters (kernel/time_demo.c:
+# time_run_on). `minios-lab boot` adds it unless told --once; boot() never
+# does, so a boot from Python ends by itself.
+FOREVER_WORD = "forever=1"
+# "No limit" for a boot that runs until Ctrl-C: a year, in seconds (finite,
+# since the console's queue waits take a timeout).
+NO_TIMEOUT = 365 * 24 * 3600.0
+CLI_TIMEOUT = 30.0   # the default limit of a boot that ends by itself
+INTERRUPTED = 130    # exit status after Ctrl-C, as a shell reports SIGINT
+
+
+def _parse_boot_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="minios-lab boot",
+        description="Build the guest and boot it on Xen in QEMU, streaming "
+        "its console. After the chapters the guest keeps its timer running "
+        f"and prints the system time every 1000 ticks ({FOREVER_WORD} is "
+        "added to its command line) until Ctrl-C, which stops QEMU, or "
+        "until a ticks=N bound: N more ticks, then it shuts down.")
+    parser.add_argument("cmdline", nargs="*",
+                        help="guest command line words, e.g. ticks=3000")
+    parser.add_argument("--memory", type=int, default=64,
+                        help="guest memory in MiB (default 64)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before the boot is stopped (default: "
+                        f"none while the guest runs on, {CLI_TIMEOUT:g} "
+                        "with --once)")
+    parser.add_argument("--once", action="store_true",
+                        help=f"do not add {FOREVER_WORD}: the guest shuts "
+                        "down after the chapters, as boot() in Python")
+    parser.add_argument("--xen-args", default="",
+                        help="extra words for Xen's command line")
+    parser.add_argument("--no-build", action="store_true",
+                        help="boot kernel/build/minios.elf as it is")
+    parser.add_argument("--guest-only", action="store_true",
+                        help="print only the guest's lines")
+    return parser.parse_args(argv)
+
+
+def _cli_cmdline(words: list[str], once: bool) -> tuple[str, bool]:
+    """The guest's command line, and whether the guest runs on after the
+    chapters (then the boot has no time limit unless --timeout says: it
+    ends with Ctrl-C or the guest's ticks= bound)."""
+    if not once and not any(w.startswith("forever=") for w in words):
+        words = words + [FOREVER_WORD]
+    return " ".join(words), FOREVER_WORD in words
+
+
+def main_boot(argv: Optional[list[str]] = None) -> int:
+    """`minios-lab boot`: stream the console; 0 iff RESULT: SUCCESS; 130
+    (and one line, QEMU stopped) after Ctrl-C."""
+    args = _parse_boot_args(sys.argv[1:] if argv is None else argv)
+    cmdline, runs_on = _cli_cmdline(list(args.cmdline), args.once)
+    timeout = args.timeout
+    if timeout is None:
+        timeout = NO_TIMEOUT if runs_on else CLI_TIMEOUT
+
+    def echo(line: str) -> None:
+        if not (args.guest_only and line.startswith(XEN_PREFIX)):
+            print(line, flush=True)
+
+    try:
+        result = boot(cmdline, args.memory, timeout, args.xen_args,
+                      build=not args.no_build, echo=echo)
+    except KeyboardInterrupt:
+        print("minios-lab boot: interrupted (Ctrl-C); QEMU is stopped",
+              file=sys.stderr, flush=True)
+        return INTERRUPTED
+    except (MiniosLabError, ValueError) as err:
+        print(f"minios-lab boot: {err}", file=sys.stderr)
+        return 1
+    if result.crash:
+        print(result.crash.report())
+    if result.outcome == "error":
+        print(result.qemu_stderr.rstrip(), file=sys.stderr)
+    print(result)
+    return 0 if result.succeeded else 1

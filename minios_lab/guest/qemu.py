@@ -1,0 +1,190 @@
+"""Start QEMU so that it never outlives the Python process that started it.
+
+A boot runs QEMU as a child process. Three guards keep it from running on
+after its Python process (a notebook's kernel, the grader, a test) is gone:
+
+1. **It dies with its parent.** Between fork and exec, the child asks
+   Linux for ``PR_SET_PDEATHSIG(SIGKILL)`` (``prctl`` through ctypes, in
+   ``preexec_fn``): when the parent dies, for whatever reason (SIGKILL,
+   SIGTERM's default action, a crash, Jupyter's "restart kernel"), the
+   kernel kills QEMU. Caveat: Linux sends the signal when the *thread*
+   that forked the child exits, not the process. :func:`spawn` must
+   therefore be called from the thread that then waits for QEMU and stops
+   it; ``boot()`` does so (it starts, watches and kills QEMU in the
+   caller's own thread). Never spawn from a short-lived helper thread.
+   If the parent died before the prctl took effect, the child exits at
+   once.
+2. **Every way out stops it.** :func:`stop` kills QEMU's process group
+   and reaps it; ``boot()`` calls it in a ``finally`` (an interrupt, an
+   exception).
+3. **Leftovers are reaped.** Each running QEMU has a pid file in
+   ``<cache>/qemu/`` (``toolchain.cache_dir()``), one line
+   ``qemu_pid parent_pid qemu_start parent_start`` (start times in clock
+   ticks since boot, from ``/proc/<pid>/stat``, which tell a process from
+   a later one that reuses its pid). :func:`spawn` first calls
+   :func:`reap_orphans`: a file whose parent is gone and whose QEMU still
+   runs (same pid, same start time, "qemu" in its command line) has that
+   QEMU SIGKILLed; a file whose parent still runs is another boot's and is
+   left alone; the rest are stale and removed. Pid files are best effort:
+   an unwritable cache costs guard 3 only.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
+REAP_TIMEOUT = 5.0            # a SIGKILLed QEMU is gone within this
+
+_libc: Optional[ctypes.CDLL] = None
+
+
+def _prctl() -> Optional[Callable[..., int]]:
+    """libc's prctl, loaded in the parent (the child must not import)."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+    return getattr(_libc, "prctl", None)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    prctl = _prctl()
+
+    def setup() -> None:           # runs in the child, before exec
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:     # the parent died before the prctl
+            os._exit(1)
+    return setup
+
+
+# --- /proc ---------------------------------------------------------------------
+
+def start_time(pid: int) -> Optional[int]:
+    """When pid started (clock ticks since boot), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":               # a zombie has already ended
+        return None
+    return int(fields[19])             # field 22 of stat(5)
+
+
+def is_qemu(pid: int) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return b"qemu" in os.path.basename(argv0)
+
+
+def _alive(pid: int, started: int) -> bool:
+    return start_time(pid) == started
+
+
+# --- pid files -------------------------------------------------------------------
+
+def pid_dir() -> Optional[Path]:
+    """<cache>/qemu, created if missing; None if that is not possible."""
+    from minios_lab.build import toolchain
+    from minios_lab.errors import MiniosLabError
+    try:
+        path = toolchain.cache_dir() / "qemu"
+        path.mkdir(exist_ok=True)
+    except (OSError, MiniosLabError):
+        return None
+    return path
+
+
+def _write_pid_file(proc: subprocess.Popen) -> Optional[Path]:
+    folder = pid_dir()
+    me = os.getpid()
+    started, mine = start_time(proc.pid), start_time(me)
+    if folder is None or started is None or mine is None:
+        return None
+    path = folder / f"{proc.pid}.pid"
+    tmp = folder / f".{proc.pid}.{me}.tmp"
+    try:
+        tmp.write_text(f"{proc.pid} {me} {started} {mine}\n")
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return None
+    return path
+
+
+def _read_pid_file(path: Path) -> Optional[tuple[int, int, int, int]]:
+    try:
+        words = [int(w) for w in path.read_text().split()]
+    except (OSError, ValueError):
+        return None
+    return tuple(words) if len(words) == 4 else None   # type: ignore
+
+
+def reap_orphans() -> list[int]:
+    """SIGKILL every QEMU that an earlier, now dead process of the kit left
+    running; remove stale pid files. Returns the pids killed."""
+    folder = pid_dir()
+    if folder is None:
+        return []
+    killed = []
+    for path in folder.glob("*.pid"):
+        entry = _read_pid_file(path)
+        if entry is None:
+            path.unlink(missing_ok=True)
+            continue
+        qemu, parent, qemu_start, parent_start = entry
+        if _alive(parent, parent_start):
+            continue                           # another live boot's QEMU
+        if _alive(qemu, qemu_start) and is_qemu(qemu):
+            try:
+                os.kill(qemu, signal.SIGKILL)
+                killed.append(qemu)
+            except ProcessLookupError:
+                pass
+        path.unlink(missing_ok=True)
+    return killed
+
+
+# --- starting and stopping -----------------------------------------------------
+
+class Qemu(subprocess.Popen):
+    """A QEMU child with its pid file (``pid_file``, None if none)."""
+
+    pid_file: Optional[Path] = None
+
+
+def spawn(cmd: list[str], **popen_kwargs: Any) -> Qemu:
+    """Start QEMU from the calling thread (see guard 1) in a session of its
+    own, after reaping leftovers. Raises OSError if it cannot start."""
+    reap_orphans()
+    proc = Qemu(cmd, preexec_fn=_die_with_parent(os.getpid()),
+                start_new_session=True, **popen_kwargs)
+    proc.pid_file = _write_pid_file(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGKILL QEMU's process group, reap it, remove its pid file."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=REAP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=REAP_TIMEOUT)
+    pid_file = getattr(proc, "pid_file", None)
+    if pid_file is not None:
+        pid_file.unlink(missing_ok=True)
