@@ -24,11 +24,15 @@ def test_clock_trace_plots_samples_and_stamps():
     trace = trace_clock(Clock(), 3000, 40, 10, drift_ppm=[0, 500])
     fig = plot_clock_trace(trace)
     top, bottom = fig.axes
-    x, y = top.lines[0].get_data()
-    assert len(x) == 40 and y[-1] == pytest.approx(trace.kernel_ns[-1] / 1e6)
-    assert len(top.collections[0].get_offsets()) == len(trace.stamps)
-    # The first record's rate is the reference: no error before the stamp.
-    err = bottom.lines[0].get_ydata()
+    # top: one step per record, from each stamp to the next (or the end)
+    steps = top.patches[0].get_data()
+    assert len(steps.values) == len(trace.stamps)
+    assert steps.edges[0] == pytest.approx(trace.stamps[0][0] / 1e6)
+    assert steps.edges[-1] == pytest.approx(trace.tsc[-1] / 1e6)
+    # bottom: every sample, the first record's rate as the reference: no
+    # error before the stamp
+    x, err = bottom.lines[0].get_data()
+    assert len(x) == 40
     assert np.allclose(err[:10], 0, atol=1) and abs(err[-1]) > 10
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
@@ -34,23 +32,42 @@ def _kib(n: int) -> str:
     return f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
+def spaced_ticks(positions: list[int], span: int,
+                 min_gap: float = 0.07) -> list[int]:
+    """The positions to label on an axis of length `span`, first and last
+    kept, dropping any closer than `min_gap` of the span to one kept."""
+    ordered = sorted(set(positions))
+    if len(ordered) <= 2:
+        return ordered
+    gap = min_gap * span
+    kept = [ordered[0]]
+    for p in ordered[1:-1]:
+        if p - kept[-1] >= gap and ordered[-1] - p >= gap:
+            kept.append(p)
+    kept.append(ordered[-1])
+    return kept
+
+
 def plot_regions(regions: list[Region], title: str = "") -> Figure:
-    """One horizontal strip: each region a coloured span, labelled below."""
-    fig, ax = plt.subplots(figsize=(10, 2.2))
+    """One horizontal strip, each region a coloured span; a legend names
+    each (size and start), so that narrow regions need no label inside.
+    Addresses label the axis where they are far enough apart to read."""
+    ordered = sorted(regions, key=lambda r: r.start)
+    fig, ax = plt.subplots(figsize=(10, 2.4), layout="constrained")
     top = max(r.end for r in regions)
-    for i, region in enumerate(sorted(regions, key=lambda r: r.start)):
+    for i, region in enumerate(ordered):
         ax.barh(0, region.size, left=region.start, height=0.6,
-                color=PALETTE[i % len(PALETTE)], edgecolor="black")
-        ax.text(region.start + region.size / 2, -0.45 - 0.3 * (i % 2),
-                f"{region.name}\n{_kib(region.size)}", ha="center",
-                va="top", fontsize=8)
+                color=PALETTE[i % len(PALETTE)], edgecolor="black",
+                label=f"{region.name}: {_kib(region.size)} at "
+                      f"{region.start:#x}")
     ax.set_xlim(0, top)
-    ax.set_ylim(-1.4, 0.5)
+    ax.set_ylim(-0.4, 0.4)
     ax.set_yticks([])
-    ticks = sorted({r.start for r in regions} | {top})
+    ticks = spaced_ticks([r.start for r in ordered] + [top], top)
     ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{t:#x}" for t in ticks], rotation=30, fontsize=7)
-    ax.xaxis.tick_top()
-    ax.set_title(title, fontsize=10, pad=24)
-    fig.tight_layout()
+    ax.set_xticklabels([f"{t:#x}" for t in ticks], fontsize=7)
+    ax.set_xlabel("virtual address", fontsize=8)
+    fig.legend(loc="outside lower center", ncol=min(len(ordered), 3),
+               fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=10)
     return fig

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from minios_lab.mm import (PAGE_SIZE, BenchPoint, Block, BlockKind, FragmentationPoint,
                  HeapSnapshot, PageState, PoolSnapshot, Step)
@@ -61,15 +62,22 @@ def _outline(ax, pfn: int, pages: int, columns: int) -> None:
                            linewidth=0.8, edgecolor="black"))
 
 
-def _legend_handles(snap: PoolSnapshot) -> list[Patch]:
+def _legend_handles(snaps: PoolSnapshot | Sequence[PoolSnapshot]
+                    ) -> list[Patch]:
+    """A patch for each colour the pages of `snaps` (one or several
+    snapshots of the same pool) show."""
+    snaps = [snaps] if isinstance(snaps, PoolSnapshot) else list(snaps)
     fixed = [(PageState.RESERVED, RESERVED_COLOUR, "reserved"),
              (PageState.META, META_COLOUR, "allocator's own"),
              (PageState.USED, USED_COLOUR, "allocated")]
     handles = [Patch(color=colour, label=label) for state, colour, label
-               in fixed if (snap.state == state).any()]
-    orders = sorted({k for k, pfns in snap.free_chunks.items() if pfns})
-    handles += [Patch(color=order_colour(k, snap.max_order),
-                      label=f"free, order {k}") for k in orders]
+               in fixed if any((s.state == state).any() for s in snaps)]
+    orders = sorted({k for s in snaps for k, pfns in s.free_chunks.items()
+                     if pfns})
+    top = snaps[0].max_order
+    handles += [Patch(color=order_colour(k, top),
+                      label=f"free, order {k} ({1 << k} page"
+                            f"{'s' * (k > 0)})") for k in orders]
     return handles
 
 
@@ -125,6 +133,7 @@ def free_list_lengths(snap: PoolSnapshot, title: str = "") -> Figure:
         if n:
             ax.text(k, n, str(n), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(orders)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("order (a chunk of order k is 2^k pages)")
     ax.set_ylabel("free chunks")
     ax.set_ylim(0, max(counts + [1]) * 1.25)
@@ -171,6 +180,17 @@ def _node_colour(snap: PoolSnapshot, pfn: int, order: int):
     return SPLIT_COLOUR
 
 
+def _tree_nodes(snap: PoolSnapshot) -> list[tuple[int, int, object]]:
+    """(pfn, order, colour) of every node the buddy tree draws."""
+    nodes = []
+    for order in range(snap.max_order + 1):
+        for pfn in range(0, snap.nr_pages - (1 << order) + 1, 1 << order):
+            colour = _node_colour(snap, pfn, order)
+            if colour is not None:
+                nodes.append((pfn, order, colour))
+    return nodes
+
+
 def buddy_tree(snap: PoolSnapshot, title: str = "") -> Figure:
     """The buddy tree of a small pool, one row per order, largest on top.
 
@@ -178,27 +198,42 @@ def buddy_tree(snap: PoolSnapshot, title: str = "") -> Figure:
     through the PageAllocator (red); white boxes are chunks split in two.
     Pages in use that no PageAllocator.alloc() handed out (reserved, the
     allocator's own, pages taken by xmalloc) are drawn as the largest
-    aligned blocks they fill, grey or pink.
+    aligned blocks they fill, grey or pink. A legend names the colours.
     """
     if snap.nr_pages > 256:
         raise ValueError("buddy_tree draws pools of at most 256 pages")
     top = snap.max_order
     fig, ax = plt.subplots(layout="constrained",
-                           figsize=(10, 0.45 * (top + 2)))
-    for order in range(top + 1):
-        for pfn in range(0, snap.nr_pages - (1 << order) + 1, 1 << order):
-            colour = _node_colour(snap, pfn, order)
-            if colour is not None:
-                ax.add_patch(Rectangle((pfn, top - order), 1 << order, 0.8,
-                                       facecolor=colour, edgecolor="black",
-                                       linewidth=0.6))
+                           figsize=(10, 0.45 * (top + 2) + 0.4))
+    nodes = _tree_nodes(snap)
+    for pfn, order, colour in nodes:
+        ax.add_patch(Rectangle((pfn, top - order), 1 << order, 0.8,
+                               facecolor=colour, edgecolor="black",
+                               linewidth=0.6))
     ax.set_xlim(0, snap.nr_pages)
     ax.set_ylim(-0.2, top + 1)
     ax.set_yticks([top - k + 0.4 for k in range(top + 1)])
     ax.set_yticklabels([f"order {k}" for k in range(top + 1)], fontsize=7)
     ax.set_xlabel("pfn")
+    ax.legend(handles=_tree_legend(snap, {c for _, _, c in nodes
+                                          if isinstance(c, str)}),
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7,
+              frameon=False)
     ax.set_title(title or "buddy tree", fontsize=10)
     return fig
+
+
+def _tree_legend(snap: PoolSnapshot, drawn: set[str]) -> list[Patch]:
+    """The buddy tree's colours: split nodes, then what the pages show."""
+    handles = []
+    if SPLIT_COLOUR in drawn:
+        handles.append(Patch(facecolor=SPLIT_COLOUR, edgecolor="black",
+                             label="split in two"))
+    handles += _legend_handles(snap)
+    if SLACK_COLOUR in drawn:
+        handles.append(Patch(color=SLACK_COLOUR,
+                             label="in use, not through alloc()"))
+    return handles
 
 
 def step_through(steps: Sequence[Step], columns: int | None = None) -> Figure:
@@ -206,15 +241,24 @@ def step_through(steps: Sequence[Step], columns: int | None = None) -> Figure:
     nr_pages = steps[0].snapshot.nr_pages
     columns = columns or default_columns(nr_pages)
     rows = -(-nr_pages // columns)
-    fig, axes = plt.subplots(len(steps), 1, squeeze=False,
+    fig, axes = plt.subplots(len(steps), 1, squeeze=False, sharex=True,
                              layout="constrained",
-                             figsize=(10, (0.35 + 0.22 * rows) * len(steps)))
+                             figsize=(10, 0.6 + (0.4 + 0.22 * rows)
+                                      * len(steps)))
     for ax, step in zip(axes[:, 0], steps):
         draw_pages(ax, step.snapshot, columns)
-        ax.set_yticks([])
-        ax.set_ylabel(f"{step.snapshot.free_pages} free", rotation=0,
-                      ha="right", va="center", fontsize=7)
-        ax.set_title(step.label, fontsize=8, loc="left")
+        ax.set_yticks(range(rows))
+        ax.set_yticklabels([f"pfn {r * columns}" for r in range(rows)],
+                           fontsize=7)
+        ax.set_title(f"{step.label}  ({step.snapshot.free_pages} free)",
+                     fontsize=8, loc="left")
+    bottom = axes[-1, 0]
+    ticks = list(range(0, columns, max(1, columns // 8)))
+    bottom.set_xticks(ticks)
+    bottom.set_xticklabels([f"+{t}" for t in ticks], fontsize=7)
+    bottom.set_xlabel("pfn = row's first pfn + column", fontsize=8)
+    fig.legend(handles=_legend_handles([s.snapshot for s in steps]),
+               loc="outside right upper", fontsize=7, frameon=False)
     return fig
 
 
@@ -252,10 +296,26 @@ def _draw_big(ax, row: int, big: Block) -> None:
                     color=colour, height=0.7)
 
 
+def heap_extent(snap: HeapSnapshot) -> int:
+    """How much of the byte axis heap_map shows: the whole page, or, when
+    every arena's used blocks lie in its first quarter and there is no big
+    allocation, the used bytes and a little of the free block after them
+    (a multiple of 64, at least 256)."""
+    arenas = snap.arenas()
+    if snap.bigs() or not arenas:
+        return PAGE_SIZE
+    used_end = max((b.offset + b.size for blocks in arenas.values()
+                    for b in blocks if b.kind != BlockKind.FREE), default=0)
+    if used_end > PAGE_SIZE // 4:
+        return PAGE_SIZE
+    return max(256, -(-used_end * 5 // 4 // 64) * 64)
+
+
 def heap_map(snap: HeapSnapshot, title: str = "") -> Figure:
     """Each arena page as a bar of 4096 bytes: headers, used bytes, bytes
     rounded up, free blocks. Big allocations are listed below the arenas,
-    each scaled to the width of a page."""
+    each scaled to the width of a page. A heap that uses only the start of
+    its pages is drawn zoomed to that start (heap_extent), and says so."""
     arenas, bigs = snap.arenas(), snap.bigs()
     rows = len(arenas) + len(bigs)
     fig, ax = plt.subplots(layout="constrained",
@@ -272,8 +332,13 @@ def heap_map(snap: HeapSnapshot, title: str = "") -> Figure:
     ax.set_yticks(range(rows))
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(0, PAGE_SIZE)
-    ax.set_xlabel("byte offset in the page (big allocations: scaled)")
+    extent = heap_extent(snap)
+    ax.set_xlim(0, extent)
+    if extent < PAGE_SIZE:
+        ax.set_xlabel(f"byte offset in the page: the first {extent} bytes "
+                      f"(the free block goes on to byte {PAGE_SIZE})")
+    else:
+        ax.set_xlabel("byte offset in the page (big allocations: scaled)")
     ax.legend(handles=[Patch(color=META_COLOUR, label="arena header"),
                        Patch(color=HEADER_COLOUR, label="block header"),
                        Patch(color=USED_COLOUR, label="requested bytes"),

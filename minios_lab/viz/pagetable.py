@@ -7,6 +7,8 @@ same data always gives the same picture.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -63,7 +65,7 @@ def walk_figure(walk: Walk) -> Figure:
                 fontsize=7.5)
         if step.present:
             target = (col + 1) * 2.5
-            ax.add_patch(FancyArrowPatch((col * 2.5 + 1, y), (target, 1.0),
+            ax.add_patch(FancyArrowPatch((col * 2.5 + 1, y), (target, 0.5),
                                          arrowstyle="-|>", mutation_scale=12,
                                          color="black"))
     if walk.present:
@@ -161,26 +163,45 @@ def _table_label(table: Table) -> str:
 
 # --- virtual to machine -------------------------------------------------------------
 
-def v2m(mappings: list[Mapping], title: str = "virtual page -> machine frame"
-        ) -> Figure:
-    """Each run of mapped pages as a segment from (virtual page, mfn);
-    writable runs blue, read-only ones red."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+def _draw_runs(ax, mappings: list[Mapping]) -> None:
     for m in mappings:
         vpn = m.va >> PAGE_SHIFT
         style = (dict(color=RW_COLOUR, lw=2) if m.flags & RW else
-                 dict(color=RO_COLOUR, lw=2, marker="s", markersize=4))
+                 dict(color=RO_COLOUR, lw=3))
         ax.plot([vpn, vpn + m.pages - 0.2], [m.mfn, m.mfn + m.pages - 0.2],
-                solid_capstyle="butt", **style)
+                solid_capstyle="butt", marker="|", markersize=5, **style)
     ax.set_xlabel("virtual page number (va >> 12)")
-    ax.set_ylabel("machine frame number")
-    ax.legend(handles=[Line2D([], [], color=RW_COLOUR, lw=2,
-                              label="writable"),
-                       Line2D([], [], color=RO_COLOUR, lw=2,
-                              label="read-only (page tables)")],
-              loc="upper left", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+
+
+def v2m(mappings: list[Mapping], title: str = "virtual page -> machine frame",
+        zoom_pages: Optional[int] = None) -> Figure:
+    """Each run of mapped pages as a segment from (virtual page, mfn);
+    writable runs blue, read-only ones red. With `zoom_pages`, a second
+    panel shows the first `zoom_pages` virtual pages of the runs, where a
+    run is wide enough to see as a segment."""
+    panels = 2 if zoom_pages else 1
+    fig, axes = plt.subplots(1, panels, squeeze=False, layout="constrained",
+                             figsize=(9 + 3 * (panels - 1), 4.5))
+    overview = axes[0, 0]
+    _draw_runs(overview, mappings)
+    overview.set_ylabel("machine frame number")
+    if zoom_pages:
+        first = min(m.va for m in mappings) >> PAGE_SHIFT
+        near = [m for m in mappings
+                if (m.va >> PAGE_SHIFT) < first + zoom_pages]
+        zoom = axes[0, 1]
+        _draw_runs(zoom, near)
+        zoom.set_xlim(first - 1, first + zoom_pages + 1)
+        zoom.set_title(f"the first {zoom_pages} virtual pages", fontsize=9)
+        overview.set_title("all pages: at this scale a run is a dot",
+                           fontsize=9)
+    fig.legend(handles=[Line2D([], [], color=RW_COLOUR, lw=2,
+                               label="writable run"),
+                        Line2D([], [], color=RO_COLOUR, lw=3,
+                               label="read-only run (page tables)")],
+               loc="outside lower center", ncol=2, fontsize=8,
+               frameon=False)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

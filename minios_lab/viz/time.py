@@ -23,28 +23,41 @@ RESULT_COLOUR = "#8172b2"
 PERIOD_COLOUR = "#c44e52"
 
 
+def record_ppm(trace: ClockTrace) -> list[float]:
+    """Each record's rate against the first record's, in parts per million:
+    (mul / first mul - 1) * 10^6. 200 ppm: 200 ns more per ms of TSC."""
+    first = trace.muls[0]
+    return [(mul / first - 1) * 1e6 for mul in trace.muls]
+
+
 def plot_clock_trace(trace: ClockTrace) -> Figure:
-    """System time against the TSC (top), and how far it strays from the
-    first record's rate (bottom): each re-stamp with a new mul bends it."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    """Not system time itself (a straight line to the eye) but how it
+    differs from one rate: each record's rate in ppm against the first
+    record's (top, a step per re-stamp), and the nanoseconds by which
+    monotonic_clock() has run ahead of the first rate (bottom): the sum of
+    those differences, bending at each stamp and never jumping."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
+                                      layout="constrained")
     tsc = np.array(trace.tsc, dtype=float)
     ns = np.array(trace.kernel_ns, dtype=float)
     stamps = np.array(trace.stamps, dtype=float)
-    top.plot(tsc / 1e6, ns / 1e6, color=LINE_COLOUR,
-             label="monotonic_clock()")
-    top.scatter(stamps[:, 0] / 1e6, stamps[:, 1] / 1e6, color=STAMP_COLOUR,
-                zorder=3, label="Xen writes a record")
-    top.set_ylabel("system time (ms)")
-    top.legend(loc="upper left")
+    ppm = record_ppm(trace)
+    edges = np.append(stamps[:, 0], tsc[-1]) / 1e6
+    top.stairs(ppm, edges, color=STAMP_COLOUR, lw=2, baseline=None)
+    top.axhline(0, color="black", lw=0.6)
+    top.set_ylabel("rate of the record\n(ppm off the first)")
     rate = trace.muls[0] * 2.0**trace.shift / 2**32   # ns per tick
     ideal = stamps[0, 1] + (tsc - stamps[0, 0]) * rate
-    bottom.plot(tsc / 1e6, ns - ideal, color=LINE_COLOUR)
+    bottom.plot(tsc / 1e6, ns - ideal, color=LINE_COLOUR,
+                label="monotonic_clock() minus the first rate")
     for x in stamps[1:, 0]:
-        bottom.axvline(x / 1e6, color=STAMP_COLOUR, lw=0.8, ls=":")
-    bottom.set_xlabel("TSC (millions of ticks)")
-    bottom.set_ylabel("ns off the first rate")
+        for ax in (top, bottom):
+            ax.axvline(x / 1e6, color="grey", lw=0.8, ls=":")
+    bottom.axhline(0, color="black", lw=0.6)
+    bottom.set_xlabel("TSC (millions of ticks); dotted: Xen writes a record")
+    bottom.set_ylabel("ns ahead of\nthe first rate")
+    bottom.legend(loc="lower right", fontsize=8)
     fig.suptitle("Xen's system time: a line per record, joined at the stamps")
-    fig.tight_layout()
     return fig
 
 
