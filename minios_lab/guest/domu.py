@@ -1,0 +1,307 @@
+"""Boot the guest as an unprivileged domain (domU) beside a Linux dom0.
+
+This is how the guest is meant to run on a Xen host: ``xl create -c
+domain_config``. Inside QEMU, Xen starts a Debian Linux dom0 built by
+:mod:`minios_lab.guest.dom0` (kernel, then an initramfs with Xen's
+toolstack); its ``/init`` starts ``xenstored`` and ``xenconsoled``, then
+runs, from a folder laid out like the repository's ``kernel/``::
+
+    cd /kernel
+    xl create -c domain_config "extra=\\"<command line>\\"" memory=<MiB>
+
+with ``kernel/domain_config`` and the guest image exactly as they are in
+the tree, and powers the machine off when ``xl`` is done.
+
+Everything arrives on the one serial line, sorted here by
+:class:`DomuWatch`:
+
+* ``(XEN)`` lines are Xen's, as for dom0;
+* the guest's console, as ``xl create -c`` shows it (the console ring that
+  xenconsoled serves), comes with ``domU| `` in front, set by /init;
+* everything else is the dom0's: Linux, /init (``dom0: ...``), xl's
+  errors and, at the end, xl's log (``dom0: xl: ...``). These go to
+  ``dom0_lines``, and to ``lines`` as ``(dom0) ...``, never to
+  ``guest_lines``.
+
+The end is read from xl's log, which says "Domain 1 has shut down, reason
+code N": 0 poweroff, 1 reboot (outcome "shutdown"), 3 crash (outcome
+"crash": a panic, or Xen killing the domain with its "d1v0 Unhandled"
+register dump; the report is made as for dom0, by :mod:`crash`).
+No reason before the deadline is a "timeout"; a dom0 that fails (xl
+refuses the configuration, Linux or Xen crashes) is an "error" that says
+why. QEMU is started and always stopped as for dom0 (:mod:`qemu`).
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from minios_lab.build import toolchain
+from minios_lab.guest import dom0 as dom0_builder
+from minios_lab.guest import qemu as qemu_proc
+from minios_lab.guest.boot import (KERNEL_DIR, BootResult, BuildError,
+                                   _result_line, _xen_version)
+from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
+                                      drain_into, pump, split_console_line)
+from minios_lab.guest.crash import LAST_LINES, load_symbols, make_crash_report
+
+QEMU_MEMORY_MB = 1536
+DOM0_CMDLINE = "console=hvc0 quiet"
+XEN_ARGS = ("console=com1", "dom0_mem=512M,max:512M", "dom0_max_vcpus=1",
+            "loglvl=all", "guest_loglvl=all")
+DOM0_PREFIX = dom0_builder.DOM0_PREFIX
+GUEST_MARK = dom0_builder.GUEST_MARK
+READY = "dom0: toolstack ready"
+POWEROFF = "dom0: powering off"
+SHUTDOWN_RE = re.compile(r"Domain (\d+) has shut down, reason code (\d+)")
+XL_STATUS_RE = re.compile(r"dom0: xl create exited with status (\d+)")
+# <xen/sched.h> SHUTDOWN_*, as xl reports them
+REASONS = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash",
+           4: "watchdog", 5: "soft_reset"}
+CRASHED = 3
+BAD_CMDLINE_CHARS = '"\\\n'
+
+
+# --- the result --------------------------------------------------------------
+
+@dataclass(repr=False)
+class DomuBootResult(BootResult):
+    """A BootResult of a domU boot: the dom0's own lines besides, and what
+    went wrong on the dom0's side (``problem``) when the outcome is
+    "error"."""
+
+    dom0_lines: list[str] = field(default_factory=list)
+    problem: Optional[str] = None
+
+    def _qemu_said(self) -> str:
+        if self.problem:
+            return self.problem
+        return super()._qemu_said()
+
+    def report(self) -> str:
+        out = [super().report()]
+        if self.outcome in ("error", "timeout"):
+            out.append("dom0's last lines:")
+            out += [f"  {line}" for line in self.dom0_lines[-LAST_LINES:]]
+        return "\n".join(out)
+
+
+# --- the console -------------------------------------------------------------
+
+class DomuWatch:
+    """Sorts the serial line into Xen's, the guest's and the dom0's lines
+    and reads the end of the run (see the module's docstring)."""
+
+    def __init__(self, echo: Echo):
+        self.echo = echo
+        self.lines: list[str] = []
+        self.guest: list[str] = []
+        self.xen: list[str] = []
+        self.dom0: list[str] = []
+        self.domu: list[str] = []     # Xen's and the guest's while the
+                                      # guest runs (for a crash report)
+        self.ready = False
+        self.reason: Optional[int] = None
+        self.xl_status: Optional[int] = None
+        self.event: Optional[str] = None  # "poweroff", "xen panic",
+        self.event_time = 0.0             # "dom0 crash"
+        self.done = False
+
+    def add(self, line: str) -> None:
+        if line.startswith(GUEST_MARK):
+            parts = split_console_line(line[len(GUEST_MARK):])
+        else:
+            parts = [("dom0" if s == "guest" else s, t)
+                     for s, t in split_console_line(line)]
+        for source, text in parts:
+            self._add(source, text)
+
+    def _add(self, source: str, text: str) -> None:
+        shown = DOM0_PREFIX + text if source == "dom0" else text
+        self.lines.append(shown)
+        if self.echo:
+            self.echo(shown)
+        {"guest": self.guest, "xen": self.xen, "dom0": self.dom0}[
+            source].append(text)
+        if self.ready and self.reason is None and source != "dom0":
+            self.domu.append(text)
+        if source == "dom0":
+            self._watch_dom0(text)
+        elif source == "xen":
+            self._watch_xen(text)
+
+    def _watch_dom0(self, text: str) -> None:
+        shutdown = SHUTDOWN_RE.search(text)
+        status = XL_STATUS_RE.search(text)
+        if text.startswith(READY):
+            self.ready = True
+        elif shutdown and self.reason is None:
+            self.reason = int(shutdown.group(2))
+        elif status:
+            self.xl_status = int(status.group(1))
+        elif text.startswith(POWEROFF) and self.event is None:
+            self._set_event("poweroff")
+
+    def _watch_xen(self, text: str) -> None:
+        if "Panic on CPU" in text:
+            self._set_event("xen panic")
+        elif "Hardware Dom0 crashed" in text and self.event is None:
+            self._set_event("dom0 crash")
+        if self.event in ("xen panic", "dom0 crash") and any(
+                m in text for m in ("Manual reset required", "not rebooting",
+                                    "Hardware Dom0 crashed")):
+            self.done = True
+
+    def _set_event(self, event: str) -> None:
+        self.event = event
+        self.event_time = time.monotonic()
+
+    def wait_until(self, deadline: float) -> float:
+        if self.event == "poweroff":
+            return min(deadline, self.event_time + REBOOT_GRACE)
+        if self.event is not None:
+            return min(deadline, self.event_time + CRASH_GRACE)
+        return deadline
+
+
+# --- running -----------------------------------------------------------------
+
+def check_cmdline(cmdline: str) -> None:
+    """xl's configuration strings cannot hold these: refuse them."""
+    bad = sorted({c for c in cmdline if c in BAD_CMDLINE_CHARS})
+    if bad:
+        raise ValueError(f"a domU's command line goes into xl's extra=\"...\""
+                         f" and cannot hold {', '.join(map(repr, bad))}")
+
+
+def qemu_command(dom0: dom0_builder.Dom0, initrd: Path,
+                 xen_args: str = "") -> list[str]:
+    for path in (dom0.vmlinux, initrd):
+        if any(c.isspace() for c in str(path)):
+            raise ValueError(f"QEMU cannot take a module path with spaces: "
+                             f"{path} (set MINIOS_LAB_CACHE or TMPDIR)")
+    modules = f"{dom0.vmlinux} {DOM0_CMDLINE}".replace(",", ",,") + "," + \
+        str(initrd).replace(",", ",,")
+    return [str(toolchain.qemu_binary()), "-cpu", "qemu64,+rdrand",
+            "-m", str(QEMU_MEMORY_MB), "-display", "none", "-no-reboot",
+            "-nic", "none", "-serial", "stdio", "-monitor", "none",
+            "-kernel", str(toolchain.xen_binary()), "-initrd", modules,
+            "-append", " ".join([*XEN_ARGS, xen_args]).strip()]
+
+
+@dataclass
+class _Run:
+    console: DomuWatch
+    ended: bool
+    returncode: Optional[int]
+    stderr: str
+    elapsed: float
+    pid: int
+
+
+def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
+    """As boot's: QEMU started, watched and always stopped in the caller's
+    thread (qemu_proc's guard 1)."""
+    console = DomuWatch(echo)
+    start = time.monotonic()
+    proc = qemu_proc.spawn(cmd, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr: list[bytes] = []
+    drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
+                             daemon=True)
+    drain.start()
+    try:
+        ended = pump(proc, console, start + timeout)   # type: ignore[arg-type]
+        if ended:
+            try:
+                proc.wait(timeout=qemu_proc.REAP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        qemu_proc.stop(proc)
+    elapsed = time.monotonic() - start
+    drain.join(timeout=qemu_proc.REAP_TIMEOUT)
+    err = b"".join(stderr).decode("utf-8", errors="replace")
+    return _Run(console, ended, proc.returncode, err, elapsed, proc.pid)
+
+
+# --- the result --------------------------------------------------------------
+
+def _dom0_said(console: DomuWatch, count: int = 4) -> str:
+    quiet = ("dom0: powering off", "sysrq", "reboot: Power down")
+    said = [line for line in console.dom0
+            if line.strip() and not any(q in line for q in quiet)]
+    return " | ".join(said[-count:]) or "nothing"
+
+
+def _outcome(run: _Run) -> tuple[str, Optional[str]]:
+    """(outcome, problem): problem says why an "error" is one."""
+    console = run.console
+    if console.event == "xen panic":
+        return "crash", None
+    if console.reason is not None:
+        return ("crash" if console.reason == CRASHED else "shutdown"), None
+    if console.event == "dom0 crash":
+        return "error", "the dom0 (Linux) crashed before the guest ended; " \
+            f"its last lines: {_dom0_said(console)}"
+    if not run.ended and console.event is None:
+        return "timeout", None
+    if not console.xen:
+        return "error", None     # QEMU's own complaint, as for dom0
+    if console.xl_status:
+        return "error", f"xl create failed (status {console.xl_status}): " \
+            f"{_dom0_said(console)}"
+    return "error", "the dom0 ended without a shutdown reason from xl; " \
+        f"its last lines: {_dom0_said(console)}"
+
+
+def _make_result(cmd: list[str], elf: Path, run: _Run) -> DomuBootResult:
+    console = run.console
+    outcome, problem = _outcome(run)
+    result = DomuBootResult(
+        outcome, console.lines, console.guest, console.xen, run.elapsed,
+        run.returncode, _result_line(console.guest), command=cmd,
+        qemu_stderr=run.stderr, qemu_pid=run.pid,
+        xen_version=_xen_version(console.xen), dom0_lines=console.dom0,
+        problem=problem)
+    if outcome == "shutdown":
+        result.shutdown_reason = REASONS.get(console.reason or 0,
+                                             f"code {console.reason}")
+    if outcome == "crash":
+        kind = "xen panic" if console.event == "xen panic" else "domU crash"
+        result.crash = make_crash_report(kind, console.domu, console.guest,
+                                         load_symbols(elf))
+    return result
+
+
+def boot_domu(elf: Path, cmdline: str = "", memory_mb: int = 64,
+              timeout: float = 60, xen_args: str = "", echo: Echo = None,
+              kernel_dir: Path = KERNEL_DIR) -> DomuBootResult:
+    """Run elf as domU 1 under `xl create -c domain_config` (the file in
+    kernel_dir, as it is) with extra="cmdline" and memory=memory_mb, in a
+    dom0 on Xen in QEMU. The dom0 is fetched and built on first use."""
+    check_cmdline(cmdline)
+    config = kernel_dir / "domain_config"
+    try:
+        config_text = config.read_text()
+    except OSError as err:
+        raise BuildError(f"cannot read the xl configuration {config}: "
+                         f"{err.strerror}") from err
+    dom0 = dom0_builder.prepare()
+    with tempfile.TemporaryDirectory(prefix="minios-lab-domu-") as tmp:
+        initrd = dom0_builder.boot_initramfs(dom0, elf, config_text, cmdline,
+                                             memory_mb, Path(tmp))
+        cmd = qemu_command(dom0, initrd, xen_args)
+        try:
+            run = _run_qemu(cmd, timeout, echo)
+        except OSError as err:
+            return DomuBootResult("error", [], [], [], 0.0, None,
+                                  command=cmd, qemu_stderr=f"cannot start "
+                                  f"QEMU: {err}")
+    return _make_result(cmd, elf, run)
