@@ -1,7 +1,7 @@
 """Build notebooks/NN-topic.ipynb from notebooks/src/NN-topic.py and run it.
 
-The sources are plain Python in the "percent" format that Jupytext and VS
-Code also read:
+The sources are plain Python in Jupytext's "percent" format (VS Code reads
+it too), read and written by Jupytext itself:
 
     # %% [markdown]
     # # A title
@@ -10,6 +10,10 @@ Code also read:
     # %% tags=["raises-exception"]
     code()
 
+A cell keeps only its tags; what Jupytext records for its own round trip
+(blank lines between cells, its header) is left out of the notebook, so a
+notebook depends only on its cells.
+
 Each notebook is executed top to bottom in notebooks/ and stored with its
 outputs, which `pytest --nbval` later compares. Usage:
 
@@ -17,12 +21,11 @@ outputs, which `pytest --nbval` later compares. Usage:
 """
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
@@ -30,39 +33,28 @@ from nbclient import NotebookClient
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "notebooks" / "src"
 OUT = REPO / "notebooks"
-
-_MARKER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
+FORMAT = "py:percent"
 
 
 def parse_cells(text: str) -> list[nbformat.NotebookNode]:
-    cells, kind, tags, body = [], None, [], []
-
-    def flush() -> None:
-        source = "\n".join(body).strip("\n")
-        if kind == "markdown":
-            source = "\n".join(re.sub(r"^# ?", "", line)
-                               for line in source.splitlines())
-            cells.append(nbformat.v4.new_markdown_cell(source))
-        elif kind == "code" and source:
-            cell = nbformat.v4.new_code_cell(source)
-            if tags:
-                cell.metadata["tags"] = tags
-            cells.append(cell)
-
-    for line in text.splitlines():
-        m = _MARKER.match(line)
-        if m:
-            flush()
-            kind = "markdown" if m.group("md") else "code"
-            tags = json.loads(m.group("tags")) if m.group("tags") else []
-            body = []
-        elif kind is not None:
-            body.append(line)
-    flush()
+    """The cells of a percent-format source, as Jupytext reads them."""
+    cells = []
+    for cell in jupytext.reads(text, fmt=FORMAT).cells:
+        if cell.cell_type == "code" and not cell.source:
+            continue
+        tags = cell.metadata.get("tags", [])
+        cell.metadata = nbformat.NotebookNode({"tags": tags} if tags else {})
+        cells.append(cell)
     return cells
 
 
-def build(src: Path, execute: bool = True) -> Path:
+def source_text(nb: nbformat.NotebookNode) -> str:
+    """A notebook's cells written back as a percent-format source."""
+    return jupytext.writes(nb, fmt=FORMAT)
+
+
+def build(src: Path, execute: bool = True, out_dir: Path = OUT) -> Path:
+    """Write out_dir/<src's name>.ipynb from `src`, run unless `execute` is False."""
     nb = nbformat.v4.new_notebook()
     nb.cells = parse_cells(src.read_text())
     # What JupyterLab itself writes on opening (the installed kernel's own
@@ -81,7 +73,7 @@ def build(src: Path, execute: bool = True) -> Path:
             if output.get("output_type") == "error":
                 output["traceback"] = [line.replace(f"{REPO}/", "")
                                        for line in output["traceback"]]
-    out = OUT / (src.stem + ".ipynb")
+    out = out_dir / (src.stem + ".ipynb")
     nbformat.write(nb, out)
     return out
 
