@@ -90,6 +90,7 @@ static size_t ring_put(const char *text, size_t len)
 {
     size_t n = 0;
 
+    /* BEGIN SOLUTION ring-put stub: return 0; */
     XENCONS_RING_IDX cons = shared_read_u32(&ring->out_cons);
     XENCONS_RING_IDX prod = ring->out_prod;
 
@@ -99,17 +100,20 @@ static size_t ring_put(const char *text, size_t len)
         ring->out[MASK_XENCONS_IDX(prod++, ring->out)] = text[n++];
     wmb();
     ring->out_prod = prod;
+    /* END SOLUTION */
     return n;
 }
 
 /* Until xenconsoled frees a byte: kick it, give it the CPU, look again. */
 static void ring_wait_for_space(void)
 {
+    /* BEGIN SOLUTION ring-wait stub: return; */
     while (ring_free() == 0) {
         ring_notify();
         HYPERVISOR_sched_op(SCHEDOP_yield, NULL);
         console_ring_stats.yields++;
     }
+    /* END SOLUTION */
 }
 
 void console_ring_write(const char *text, size_t len)

@@ -12,7 +12,8 @@ from minios_lab.xen.hypervisor import Hypervisor
 from minios_lab.build.kernellib import KernelLib
 
 UNITS: dict[str, Unit] = {
-    "libc": Unit(sources=(), cdef="libc.h"),
+    "libc": Unit(sources=(), cdef="libc.h",
+                 headers=("minios/string.h", "minios/printf.h")),
     "start_of_day": Unit(sources=("start_of_day.c",), cdef="start_of_day.h",
                          headers=("minios/start_of_day.h",)),
     "traps": Unit(sources=("traps.c", "host/trap_entry.c"), cdef="traps.h",
@@ -31,6 +32,11 @@ UNITS: dict[str, Unit] = {
                  cdef="time.h",
                  headers=("minios/events.h", "minios/time.h"),
                  extra_cdefs=("host.h", "xen_shared.h")),
+    "console_ring": Unit(sources=("console_ring.c", "hypervisor.c",
+                                  "events.c", "host/shared_read.c"),
+                         cdef="console_ring.h",
+                         headers=("minios/console.h",
+                                  "minios/console_ring.h")),
 }
 
 

@@ -32,6 +32,8 @@ CHAPTERS: list[Chapter] = [
             ("time.c", "timer.c")),
     Chapter("09", "Build and boot", "09-build-and-boot.ipynb"),
     Chapter("10", "Inside the running guest", "10-inside-the-guest.ipynb"),
+    Chapter("11", "A guest among guests: the console ring",
+            "11-console-ring.ipynb", ("console_ring.c",)),
 ]
 
 
