@@ -333,19 +333,22 @@ def _check_boot_arguments(cmdline: str, memory_mb: int,
                          f"(Xen would cut it)")
 
 
-def boot(cmdline: str = "", memory_mb: int = 64, timeout: float = 30,
+def boot(cmdline: str = "", memory_mb: int = 64,
+         timeout: Optional[float] = None,
          xen_args: str = "", build: bool = True, echo: Echo = None,
          kernel_dir: Path = KERNEL_DIR, domu: bool = False) -> BootResult:
     """Build (if asked) and boot the guest; return what happened.
 
     cmdline is the guest's command line, memory_mb its memory (dom0_mem),
-    timeout the limit in seconds for the whole boot; xen_args are added to
-    Xen's command line; echo, if given, is called with each console line as
-    it arrives. domu runs the guest as an unprivileged domain instead, with
+    timeout the limit in seconds for the whole boot (default 30 s, and
+    DOMU_TIMEOUT for a domU); xen_args are added to Xen's command line;
+    echo, if given, is called with each console line as it arrives. domu runs the guest as an unprivileged domain instead, with
     `xl create -c kernel/domain_config` beside a Linux dom0
     (:mod:`minios_lab.guest.domu`: about 11 s; the result also has
     ``dom0_lines``).
     """
+    if timeout is None:
+        timeout = DOMU_TIMEOUT if domu else 30.0
     _check_boot_arguments(cmdline, memory_mb, timeout)
     elf = build_image(kernel_dir) if build else image_path(kernel_dir)
     if domu:
@@ -371,6 +374,9 @@ FOREVER_WORD = "forever=1"
 # since the console's queue waits take a timeout).
 NO_TIMEOUT = 365 * 24 * 3600.0
 CLI_TIMEOUT = 30.0   # the default limit of a boot that ends by itself
+# ... and of a domU's (about 11 s alone, three times that on a loaded
+# 2-core machine: Linux boots under software emulation first)
+DOMU_TIMEOUT = 120.0
 INTERRUPTED = 130    # exit status after Ctrl-C, as a shell reports SIGINT
 
 
@@ -389,6 +395,7 @@ def _parse_boot_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before the boot is stopped (default: "
                         f"none while the guest runs on, {CLI_TIMEOUT:g} "
+                        f"({DOMU_TIMEOUT:g} with --domu) "
                         "with --once)")
     parser.add_argument("--once", action="store_true",
                         help=f"do not add {FOREVER_WORD}: the guest shuts "
@@ -422,7 +429,8 @@ def main_boot(argv: Optional[list[str]] = None) -> int:
     cmdline, runs_on = _cli_cmdline(list(args.cmdline), args.once)
     timeout = args.timeout
     if timeout is None:
-        timeout = NO_TIMEOUT if runs_on else CLI_TIMEOUT
+        timeout = NO_TIMEOUT if runs_on else \
+            (DOMU_TIMEOUT if args.domu else CLI_TIMEOUT)
 
     def echo(line: str) -> None:
         if not (args.guest_only and line.startswith((XEN_PREFIX,
