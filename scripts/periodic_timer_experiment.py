@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from minios_lab.guest.boot import boot
-from minios_lab.guest.time_report import parse_time_section
+from minios_lab.time import parse_time_section
 
 KERNEL = Path(__file__).resolve().parent.parent / "kernel"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from minios_lab.guest.boot import BootResult, boot
-from minios_lab.guest.time_report import TimeReport, parse_time_section
+from minios_lab.time import TimeReport, parse_time_section
 
 # How far the mean tick interval may stray from the period. Deadlines are
 # absolute and late ones are caught up at once, so the mean over n ticks is

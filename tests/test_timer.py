@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minios_lab.time import Clock, SleepsForever, run_timer
-from minios_lab.guest.time_report import TimeReportError, parse_time_section
+from minios_lab.time import TimeReportError, parse_time_section
 
 MS = 1_000_000
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from minios_lab.build import sysdeps
-from minios_lab.guest.debfetch import (SETUP_COMMAND, XEN_SERIES, cache_dir, candidate,
+from minios_lab.build.debfetch import (SETUP_COMMAND, XEN_SERIES, cache_dir, candidate,
                        fetch_package, is_root, locked, record_version,
                        recorded_versions, run, xen_dir)
 from minios_lab.errors import ToolchainError

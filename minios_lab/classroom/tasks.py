@@ -12,9 +12,9 @@ import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from minios_lab.classroom.course import chapter_by_number, statements
+from minios_lab.classroom.course import TASKS_FILE, chapter_by_number, statements
 from minios_lab.classroom.grading import CHECKS, load_checks
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def tasks(chapter: Optional[str] = None, repo: Optional[Path] = None) -> \
     return found
 
 
-def show_task(task_id: str) -> "Markdown":
+def show_task(task_id: str) -> Any:
     """A task as Markdown, for a notebook: ``show_task("split_chunk")``."""
     from IPython.display import Markdown
     for task in tasks():

@@ -11,17 +11,10 @@ The built unit that calls it is loaded by minios_lab.build.kernellib.
 from __future__ import annotations
 
 import errno
-import os
-import sys
-import threading
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
 
-from minios_lab.build import cglue
-
-from minios_lab.build import faults
-from minios_lab.errors import DomainShutdown
 
 # Host-side sentinel: keep in step with HOST_UNWIND in kernel/host/include/host/host.h.
 HOST_UNWIND = -0x7EAD0000

@@ -99,7 +99,7 @@ print(chapter_table(result))
 # do not.
 
 # %%
-from minios_lab.guest.time_report import parse_time_section
+from minios_lab.time import parse_time_section
 from minios_lab.viz.time import plot_tick_intervals
 ticks = parse_time_section(result.section("time"))
 fig = plot_tick_intervals(ticks.intervals_us, ticks.tick_us, "1000 ticks at 1000 us, real Xen in QEMU")

@@ -1,6 +1,6 @@
-"""The timer (kernel/timer.c) with Python playing Xen's timer.
+"""Xen's timer, played by Python for the host build (kernel/timer.c's Xen).
 
-:class:`TimerHypervisor` is chapter 07's :class:`~minios_lab.events.EventXen`
+:class:`TimerHypervisor` is chapter 07's :class:`~minios_lab.xen.events.EventXen`
 (event channels, bind_virq, the upcall on every return to the guest) plus
 the hypercalls the timer makes: VCPUOP_stop_periodic_timer, set_timer_op
 and SCHEDOP_block. A block is where time passes: the TSC moves to the armed
@@ -8,21 +8,16 @@ deadline plus a chosen lateness, Xen re-stamps the time record as it does
 when it schedules a vCPU, and raises VIRQ_TIMER; the upcall runs as the
 hypercall returns, and the kernel's tick handler with it.
 
-:func:`run_timer` drives the kernel's timer_start/timer_wait/timer_stop/
-timer_report on a :class:`~minios_lab.time.Clock` and parses the report.
+The face that drives the kernel's timer is minios_lab.time.run_timer.
 """
 from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable
 
 from minios_lab.errors import MiniosLabError
-from minios_lab.events import EventXen
-from minios_lab.guest.time_report import TimeReport, parse_time_section
-
-if TYPE_CHECKING:
-    from minios_lab.time import Clock
+from minios_lab.xen.events import EventXen
 
 
 class SleepsForever(MiniosLabError):
@@ -105,35 +100,3 @@ class TimerHypervisor(EventXen):
         self.deadline = 0
         self._fire()
         self.note(f"slept until the deadline + {late} ns")
-
-
-@dataclass
-class TimerRun:
-    """What one run of the kernel's timer printed and did."""
-
-    tick_us: int
-    ticks: int
-    report: TimeReport
-    console: str
-    calls: list[str]
-
-
-def run_timer(clock: "Clock", tick_us: int, ticks: int,
-              latency: Optional[Latency] = None) -> TimerRun:
-    """timer_start, timer_wait (the idle loop), timer_stop, timer_report,
-    with the Clock's TimerHypervisor as Xen."""
-    hv, kernel = clock.hypervisor, clock.kernel
-    clock._activate()
-    kernel.init_events()
-    hv.latency = latency or (lambda wake: 0)
-    hv.console.clear()
-    hv.calls.clear()
-    rc = kernel.timer_start(tick_us * 1000, ticks)
-    if rc != 0:
-        raise MiniosLabError(f"timer_start failed: {rc}")
-    kernel.timer_wait(clock.ffi.addressof(clock.lib, "timer_state"))
-    kernel.timer_stop()
-    kernel.timer_report(clock.ffi.addressof(clock.lib, "timer_state"))
-    text = hv.console_text
-    return TimerRun(tick_us, ticks, parse_time_section(text.splitlines()),
-                    text, hv.call_names())

@@ -179,9 +179,9 @@ def newer_xen_build() -> dict[str, str]:
     """package -> newer version apt offers than the one in the cache."""
     newer = {}
     for package, version in recorded_versions().items():
-        candidate = candidate(package)
-        if candidate and candidate != version and run(
-                ["dpkg", "--compare-versions", candidate, "gt",
+        offered = candidate(package)
+        if offered and offered != version and run(
+                ["dpkg", "--compare-versions", offered, "gt",
                  version]).returncode == 0:
-            newer[package] = candidate
+            newer[package] = offered
     return newer
