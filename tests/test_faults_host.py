@@ -37,6 +37,16 @@ def inject(kernel_dir: Path, file: str, old: str, new: str) -> int:
     return edit(kernel_dir / file, old, new)
 
 
+def strlen_fault(kernel_dir: Path, code: str, arg: bytes):
+    """Put `code` before strlen's loop, build libc from kernel_dir and call
+    strlen(arg), which must fault: (the unit, the fault, code's line)."""
+    line = inject(kernel_dir, "lib/string.c", STRLEN, code + STRLEN)
+    libc = load("libc", kernel_dir=kernel_dir)
+    with pytest.raises(KernelFault) as info:
+        libc.strlen(arg)
+    return libc, info.value, line
+
+
 def still_alive() -> None:
     """The process and the reference units still work after a fault."""
     libc = load("libc")
@@ -106,14 +116,11 @@ def test_wild_write_to_unmapped_address(kernel_copy):
 
 
 def test_write_to_read_only_memory(kernel_copy):
-    inject(kernel_copy, "lib/string.c", STRLEN,
-           "    ((volatile char *)\"read-only\")[0] = s[0];\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
-    with pytest.raises(KernelFault) as info:
-        libc.strlen(b"x")
-    assert info.value.access == "write"
-    assert "mapped but not for this access" in info.value.reason
-    assert info.value.function == "strlen"
+    _, fault, _ = strlen_fault(
+        kernel_copy, "    ((volatile char *)\"read-only\")[0] = s[0];\n", b"x")
+    assert fault.access == "write"
+    assert "mapped but not for this access" in fault.reason
+    assert fault.function == "strlen"
 
 
 def test_call_through_null_function_pointer(kernel_copy):
@@ -131,50 +138,39 @@ def test_call_through_null_function_pointer(kernel_copy):
 
 
 def test_division_by_zero_is_sigfpe(kernel_copy):
-    line = inject(kernel_copy, "lib/string.c", STRLEN,
-                  "    n = 100 / (*(volatile size_t *)&n);\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
-    with pytest.raises(KernelFault) as info:
-        libc.strlen(b"x")
-    fault = info.value
+    _, fault, line = strlen_fault(
+        kernel_copy, "    n = 100 / (*(volatile size_t *)&n);\n", b"x")
     assert fault.signal == "SIGFPE" and fault.address is None
     assert "division by zero" in fault.reason
     assert (fault.file, fault.line) == ("kernel/lib/string.c", line)
 
 
 def test_builtin_trap_is_sigill(kernel_copy):
-    inject(kernel_copy, "lib/string.c", STRLEN,
-           "    if (s[0] == 'T')\n        __builtin_trap();\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
-    with pytest.raises(KernelFault) as info:
-        libc.strlen(b"Trap")
-    assert info.value.signal == "SIGILL"
-    assert info.value.function == "strlen"
+    _, fault, _ = strlen_fault(
+        kernel_copy, "    if (s[0] == 'T')\n        __builtin_trap();\n",
+        b"Trap")
+    assert fault.signal == "SIGILL"
+    assert fault.function == "strlen"
 
 
 def test_wild_pointer_non_canonical_address(kernel_copy):
-    inject(kernel_copy, "lib/string.c", STRLEN,
-           "    if (s[0] == 'W')\n        n = *(volatile size_t *)"
-           "0x8000000000000000UL;\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
-    with pytest.raises(KernelFault) as info:
-        libc.strlen(b"Wild")
-    assert info.value.signal in ("SIGSEGV", "SIGBUS")
-    assert "wild pointer" in info.value.reason
-    assert libc.broken is info.value
+    libc, fault, _ = strlen_fault(
+        kernel_copy, "    if (s[0] == 'W')\n        n = *(volatile size_t *)"
+        "0x8000000000000000UL;\n", b"Wild")
+    assert fault.signal in ("SIGSEGV", "SIGBUS")
+    assert "wild pointer" in fault.reason
+    assert libc.broken is fault
 
 
 def test_endless_recursion_is_a_stack_overflow(kernel_copy):
-    inject(kernel_copy, "lib/string.c", STRLEN,
-           "    volatile char frame[256];\n"
-           "    frame[0] = s[0];\n"
-           "    if (frame[0] == 'R')\n"
-           "        n = strlen(s) + frame[1];\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
-    with pytest.raises(KernelFault) as info:
-        libc.strlen(b"Recurse")
-    assert "stack overflow" in info.value.reason
-    assert info.value.function == "strlen"
+    _, fault, _ = strlen_fault(kernel_copy,
+                               "    volatile char frame[256];\n"
+                               "    frame[0] = s[0];\n"
+                               "    if (frame[0] == 'R')\n"
+                               "        n = strlen(s) + frame[1];\n",
+                               b"Recurse")
+    assert "stack overflow" in fault.reason
+    assert fault.function == "strlen"
     still_alive()
     with pytest.raises(KernelFault):   # the handler's own stack is reusable
         load("libc", kernel_dir=kernel_copy).strlen(b"Recurse")

@@ -20,6 +20,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize,  # noqa
 from minios_lab import mm  # noqa: E402
 
 from minios_lab.viz import mm as viz_mm
+from helpers import named_cases, refused  # noqa: E402
 from minios_lab.errors import KernelPanic  # noqa: E402
 from minios_lab.mm import (PAGE_SIZE, PageAllocator, PageState,  # noqa: E402
                            bench_alloc_free, page_workload, step_through)
@@ -153,15 +154,19 @@ MISUSE = [
 ]
 
 
-@pytest.mark.parametrize("name, misuse, message", MISUSE,
-                         ids=[m[0] for m in MISUSE])
-def test_misuse_panics_before_changing_anything(name, misuse, message):
+def _pool_with_a_chunk():
+    """A pool of 100 pages with one order-1 chunk in use: (pool, its pfn,
+    a copy of the state)."""
     pa = PageAllocator(100, reserved=2)
     pfn = pa.alloc(1)
-    state = pa.snapshot().state.copy()
-    with pytest.raises(KernelPanic, match=message) as info:
-        misuse(pa, pfn)
-    assert info.value.file in ("kernel/mm/page_alloc.c",)
+    return pa, pfn, pa.snapshot().state.copy()
+
+
+@named_cases(MISUSE)
+def test_misuse_panics_before_changing_anything(name, misuse, message):
+    pa, pfn, state = _pool_with_a_chunk()
+    panic = refused(KernelPanic, message, misuse, pa, pfn)
+    assert panic.file in ("kernel/mm/page_alloc.c",)
     pa.check()                               # the kernel refused in time
     if name != "double free":
         assert (pa.snapshot().state == state).all()
@@ -356,16 +361,12 @@ FREE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("name, misuse, message", FREE_ERRORS,
-                         ids=[m[0] for m in FREE_ERRORS])
+@named_cases(FREE_ERRORS)
 def test_free_error_says_which_and_changes_nothing(name, misuse, message):
-    pa = PageAllocator(100, reserved=2)
-    pfn = pa.alloc(1)
-    state = pa.snapshot().state.copy()
-    with pytest.raises(mm.FreeError, match=message) as info:
-        misuse(pa, pfn)
-    assert "double free" not in str(info.value)
-    assert isinstance(info.value, ValueError)
+    pa, pfn, state = _pool_with_a_chunk()
+    error = refused(mm.FreeError, message, misuse, pa, pfn)
+    assert "double free" not in str(error)
+    assert isinstance(error, ValueError)
     assert (pa.snapshot().state == state).all()
     pa.check()
     pa.free(pfn, 1)                          # the right call still works

@@ -6,10 +6,12 @@ import struct
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from helpers import refused
 from minios_lab.build import toolchain
 
 from minios_lab.build import toolcheck
@@ -62,24 +64,31 @@ def test_cache_dir_default(monkeypatch: pytest.MonkeyPatch,
     assert toolchain.cache_dir() == tmp_path / ".cache" / "minios-lab"
 
 
+def _override_is_used_and_checked(monkeypatch: pytest.MonkeyPatch,
+                                  variable: str, find: Callable[[], Path],
+                                  given: Path,
+                                  missing: Path) -> None:
+    """`find()` returns what `variable` names, and names `variable` when
+    it points nowhere."""
+    monkeypatch.setenv(variable, str(given))
+    assert find() == given
+    monkeypatch.setenv(variable, str(missing))
+    with pytest.raises(ToolchainError, match=variable):
+        find()
+
+
 def test_xen_include_override(empty_cache: Path, tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
-    include = _headers(tmp_path / "inc")
-    monkeypatch.setenv("MINIOS_XEN_INCLUDE", str(include))
-    assert toolchain.xen_include_dir() == include
-    monkeypatch.setenv("MINIOS_XEN_INCLUDE", str(tmp_path / "nowhere"))
-    with pytest.raises(ToolchainError, match="MINIOS_XEN_INCLUDE"):
-        toolchain.xen_include_dir()
+    _override_is_used_and_checked(
+        monkeypatch, "MINIOS_XEN_INCLUDE", toolchain.xen_include_dir,
+        _headers(tmp_path / "inc"), tmp_path / "nowhere")
 
 
 def test_xen_binary_override(empty_cache: Path, tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch) -> None:
-    xen = _fake_xen(tmp_path / "xen")
-    monkeypatch.setenv("MINIOS_XEN", str(xen))
-    assert toolchain.xen_binary() == xen
-    monkeypatch.setenv("MINIOS_XEN", str(tmp_path / "missing"))
-    with pytest.raises(ToolchainError, match="MINIOS_XEN"):
-        toolchain.xen_binary()
+    _override_is_used_and_checked(
+        monkeypatch, "MINIOS_XEN", toolchain.xen_binary,
+        _fake_xen(tmp_path / "xen"), tmp_path / "missing")
 
 
 def test_qemu_override(empty_cache: Path, tmp_path: Path,
@@ -87,11 +96,9 @@ def test_qemu_override(empty_cache: Path, tmp_path: Path,
     qemu = tmp_path / "my-qemu"
     qemu.write_text("#!/bin/sh\n")
     qemu.chmod(0o755)
-    monkeypatch.setenv("MINIOS_QEMU", str(qemu))
-    assert toolchain.qemu_binary() == qemu
-    monkeypatch.setenv("MINIOS_QEMU", str(tmp_path / "missing"))
-    with pytest.raises(ToolchainError, match="MINIOS_QEMU"):
-        toolchain.qemu_binary()
+    _override_is_used_and_checked(
+        monkeypatch, "MINIOS_QEMU", toolchain.qemu_binary,
+        qemu, tmp_path / "missing")
 
 
 def test_missing_qemu_names_the_command(empty_cache: Path,
@@ -183,11 +190,10 @@ def test_doctor_reports_missing_compiler(
 def test_missing_compiler_is_a_toolchain_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    with pytest.raises(ToolchainError) as err:
-        toolchain.check_compiler()
-    assert "/nonexistent/cc" in str(err.value)
-    assert "apt-get install -y gcc" in str(err.value)
-    assert "set CC" in str(err.value)
+    err = str(refused(ToolchainError, "/nonexistent/cc",
+                      toolchain.check_compiler))
+    assert "apt-get install -y gcc" in err
+    assert "set CC" in err
 
 
 def test_a_program_that_is_no_compiler_is_refused(
@@ -278,10 +284,9 @@ def test_xen_override_that_is_not_xen(
         empty_cache: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MINIOS_XEN", "/etc/hostname")
-    with pytest.raises(ToolchainError) as err:
-        toolchain.xen_binary()
-    assert "not an ELF file" in str(err.value)
-    assert "MINIOS_XEN" in str(err.value)
+    err = str(refused(ToolchainError, "not an ELF file",
+                      toolchain.xen_binary))
+    assert "MINIOS_XEN" in err
     check = {c.name: c for c in toolchain.doctor()}["Xen hypervisor"]
     assert not check.ok and "MINIOS_XEN" in check.fix
 
@@ -363,6 +368,17 @@ def test_a_newer_xen_build_is_noticed(
         "xen-hypervisor-4.17-amd64": "4.17.7-1"}
 
 
+def _refresh_xen_to_4177(monkeypatch: pytest.MonkeyPatch, package: str,
+                         fake_fetch: Callable[[str, Path], str]) -> None:
+    """_refresh_xen() with apt offering 4.17.7-1 of `package`, fetched by
+    `fake_fetch`, and apt's lists taken as fresh."""
+    monkeypatch.setattr(toolchain, "fetch_package", fake_fetch)
+    monkeypatch.setattr(toolchain, "candidate", {package: "4.17.7-1"}.get)
+    monkeypatch.setattr(toolchain.sysdeps, "update_lists_if_stale",
+                        lambda packages: None)
+    toolchain._refresh_xen()
+
+
 def test_setup_replaces_an_older_cached_xen(
         empty_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = _fake_xen(toolchain.xen_dir() / toolchain.HYPERVISOR_NAME)
@@ -379,12 +395,7 @@ def test_setup_replaces_an_older_cached_xen(
         toolchain.record_version(package, "4.17.7-1")
         return "4.17.7-1"
 
-    monkeypatch.setattr(toolchain, "fetch_package", fake_fetch)
-    monkeypatch.setattr(toolchain, "candidate",
-                        {"xen-hypervisor-4.17-amd64": "4.17.7-1"}.get)
-    monkeypatch.setattr(toolchain.sysdeps, "update_lists_if_stale",
-                        lambda packages: None)
-    toolchain._refresh_xen()
+    _refresh_xen_to_4177(monkeypatch, "xen-hypervisor-4.17-amd64", fake_fetch)
     assert fetched == ["xen-hypervisor-4.17-amd64"]
     assert toolchain.xen_versions()["xen-hypervisor-4.17-amd64"] == \
         "4.17.7-1"
@@ -429,12 +440,7 @@ def test_setup_replaces_older_headers_and_leaves_no_scratch(
         toolchain.record_version(package, "4.17.7-1")
         return "4.17.7-1"
 
-    monkeypatch.setattr(toolchain, "fetch_package", fake_fetch)
-    monkeypatch.setattr(toolchain, "candidate",
-                        {"libxen-dev": "4.17.7-1"}.get)
-    monkeypatch.setattr(toolchain.sysdeps, "update_lists_if_stale",
-                        lambda packages: None)
-    toolchain._refresh_xen()
+    _refresh_xen_to_4177(monkeypatch, "libxen-dev", fake_fetch)
     assert (include / "xen" / "new.h").is_file()
     assert toolchain.xen_versions()["libxen-dev"] == "4.17.7-1"
     leftovers = [p.name for p in toolchain.xen_dir().iterdir()

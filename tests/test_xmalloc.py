@@ -15,6 +15,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize,  # noqa
                                  invariant, precondition, rule)
 
 from minios_lab.viz import mm as viz_mm  # noqa: E402
+from helpers import named_cases, refused  # noqa: E402
 from minios_lab.errors import KernelPanic  # noqa: E402
 from minios_lab.mm import (PAGE_SIZE, BlockKind, Heap,  # noqa: E402
                            format_blocks, heap_workload, panic_message)
@@ -125,14 +126,12 @@ MISUSE = [
 ]
 
 
-@pytest.mark.parametrize("name, misuse, message", MISUSE,
-                         ids=[m[0] for m in MISUSE])
+@named_cases(MISUSE)
 def test_misuse_panics_and_the_heap_survives(name, misuse, message):
     heap = Heap(32)
     live = [heap.malloc(40), heap.malloc(40), heap.malloc(5000)]
-    with pytest.raises(KernelPanic, match=message) as info:
-        misuse(heap, live)
-    assert info.value.file == "kernel/mm/xmalloc.c"
+    panic = refused(KernelPanic, message, misuse, heap, live)
+    assert panic.file == "kernel/mm/xmalloc.c"
     heap.check()
     assert heap.malloc(10) is not None
 
