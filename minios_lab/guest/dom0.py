@@ -3,7 +3,8 @@
 To run the guest as an unprivileged domain (a domU), Xen needs a dom0 that
 runs ``xenstored``, ``xenconsoled`` and ``xl``. The kit makes one from
 Debian 12's own packages, fetched with ``apt-get download`` and unpacked
-with ``dpkg-deb -x`` (:mod:`debfetch`, as for Xen itself), into the cache::
+with ``dpkg-deb -x`` (:mod:`minios_lab.build.debfetch`, as for Xen itself),
+into the cache::
 
     xen-4.17/dom0/stage-<key>/      what the initramfs is made of:
         vmlinux                     the dom0 kernel, uncompressed
@@ -277,12 +278,27 @@ def _kernel_version(unpacked: Path) -> str:
     return images[0].name[len("vmlinuz-"):]
 
 
+def _fetch(package: str, unpacked: Path, downloads: Path) -> str:
+    """apt-get download and dpkg-deb -x, as debfetch.fetch_package does,
+    but without noting the version in Xen's VERSION file (which `doctor`
+    checks against apt, package by package): the stage's VERSIONS has it."""
+    folder = downloads / package
+    folder.mkdir()
+    deb = debfetch._apt_download(package, folder)
+    version = debfetch._deb_version(deb)
+    debfetch._extract(deb, unpacked)
+    deb.unlink()
+    return version
+
+
 def _build_stage(stage: Path, kernel: str) -> None:
     """Fetch every package, unpack, take what the dom0 needs into stage."""
     with tempfile.TemporaryDirectory(prefix=".unpack-",
                                      dir=stage.parent) as tmp:
-        unpacked = Path(tmp)
-        versions = {p: debfetch.fetch_package(p, unpacked)
+        unpacked, downloads = Path(tmp) / "root", Path(tmp) / "debs"
+        unpacked.mkdir()
+        downloads.mkdir()
+        versions = {p: _fetch(p, unpacked, downloads)
                     for p in (kernel, *PACKAGES)}
         version = _kernel_version(unpacked)
         vmlinuz = (unpacked / "boot" / f"vmlinuz-{version}").read_bytes()
