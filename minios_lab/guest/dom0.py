@@ -22,15 +22,16 @@ into the cache::
   entries (plus ``libgcc_s.so.1``, which glibc loads by hand for threads).
   Library symlinks are followed, so each library is one file under its
   soname. The tree is laid out merged-/usr (``/lib`` -> ``usr/lib``).
-* The initramfs: a newc cpio written here (:mod:`minios_lab.guest.cpio`), with
+* The initramfs: a newc cpio (:mod:`minios_lab.guest.cpio`), with
   ``/dev/console`` as a device node (no root needed inside an archive)
   and ``/init``, the busybox script :data:`INIT_SCRIPT`.
 
 Both are cached by their inputs: the stage by the package list and what is
-taken from it (a new build of a package is taken by :func:`refresh`); the
-initramfs by the stage's package versions, the init script and this file's
-own code. A change to any of them makes a new file; an unchanged input
-reuses the old one. Each is made in a scratch folder under a file lock and
+taken from it; the initramfs by the stage's package versions, the init
+script and the builder's own code (this file and the cpio writer). A
+change to any of them makes a new file; an unchanged input reuses the old
+one. To take newer Debian builds of the packages, remove
+``<cache>/xen-4.17/dom0``: the next domU boot fetches them again. Each is made in a scratch folder under a file lock and
 published by one rename, so parallel boots neither corrupt nor duplicate
 the work.
 
@@ -314,7 +315,7 @@ def _digest(*parts: str) -> str:
 
 def stage_key() -> str:
     """What the stage holds depends on these lists only (a new Debian
-    build of a package is taken by refresh(), not by a new key)."""
+    build of a package does not change it)."""
     return _digest("stage 1", KERNEL_META, *PACKAGES, *XEN_PROGRAMS,
                    XENSTORE_PROGRAM, *XENSTORE_LINKS, BUSYBOX, *XEN_MODULES,
                    *EXTRA_LIBS, LOADER)
@@ -331,17 +332,16 @@ def _stage_ok(stage: Path) -> bool:
     return (stage / "VERSIONS").is_file() and (stage / "vmlinux").is_file()
 
 
-def stage(fetch: bool = True, refresh: bool = False) -> Path:
-    """The stage folder, fetched and built on first use (or when refresh
-    and apt offers a newer kernel package)."""
+def stage(fetch: bool = True) -> Path:
+    """The stage folder, fetched and built on first use."""
     folder = dom0_dir() / f"stage-{stage_key()}"
-    if _stage_ok(folder) and not refresh:
+    if _stage_ok(folder):
         return folder
     if not fetch:
         raise ToolchainError(f"no dom0 in {folder}. Fix: minios-lab boot "
                              "--domu (fetches it)")
     with debfetch.locked("dom0"):
-        if _stage_ok(folder) and not _is_stale(folder, refresh):
+        if _stage_ok(folder):
             return folder
         kernel = kernel_package()
         with cache_faults(dom0_dir()):
@@ -354,16 +354,6 @@ def stage(fetch: bool = True, refresh: bool = False) -> Path:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return folder
-
-
-def _is_stale(folder: Path, refresh: bool) -> bool:
-    if not refresh:
-        return False
-    have = versions(folder)
-    kernel = kernel_package()
-    if kernel not in have:
-        return True
-    return any(debfetch.candidate(p) not in ("", v) for p, v in have.items())
 
 
 def _publish_folder(scratch: Path, folder: Path) -> None:
@@ -424,9 +414,9 @@ def build_initramfs(stage_dir: Path, out_dir: Path,
     return target
 
 
-def prepare(fetch: bool = True, refresh: bool = False) -> Dom0:
+def prepare(fetch: bool = True) -> Dom0:
     """The dom0 kernel and initramfs, fetched and built as needed."""
-    stage_dir = stage(fetch, refresh)
+    stage_dir = stage(fetch)
     initrd = build_initramfs(stage_dir, dom0_dir())
     return Dom0(stage_dir / "vmlinux", initrd, versions(stage_dir))
 
