@@ -30,10 +30,10 @@ Both are cached by their inputs: the stage by the package list and what is
 taken from it; the initramfs by the stage's package versions, the init
 script and the builder's own code (this file and the cpio writer). A
 change to any of them makes a new file; an unchanged input reuses the old
-one. To take newer Debian builds of the packages, remove
-``<cache>/xen-4.17/dom0``: the next domU boot fetches them again. Each is made in a scratch folder under a file lock and
-published by one rename, so parallel boots neither corrupt nor duplicate
-the work.
+one. Each is made in a scratch folder under a file lock and published by
+one rename, so parallel boots neither corrupt nor duplicate the work. To
+take newer Debian builds of the packages, remove ``<cache>/xen-4.17/dom0``:
+the next domU boot fetches them again.
 
 The guest (its image, ``domain_config`` and command line) is not part of
 this initramfs: each boot appends a small second archive of its own
