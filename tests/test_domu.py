@@ -28,10 +28,6 @@ KERNEL = REPO / "kernel"
 # The guest prints as a domU only once start_kernel() picks its console's
 # back-end (console_init, kernel/console_ring.c) before its first line.
 RING_IN_USE = "console_init(si)" in (KERNEL / "kernel.c").read_text()
-NEEDS_RING = pytest.mark.xfail(
-    not RING_IN_USE, strict=True,
-    reason="start_kernel() does not call console_init() yet: a domU's "
-    "printk goes to console_io, which a release Xen refuses")
 BOOT_TIMEOUT = 120.0
 
 
