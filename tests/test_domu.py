@@ -23,6 +23,8 @@ from minios_lab.guest import cpio, dom0, domu
 from minios_lab.guest.boot import boot
 from minios_lab.guest.qemu import start_time
 
+from conftest import edit
+
 REPO = Path(__file__).resolve().parent.parent
 KERNEL = REPO / "kernel"
 # The guest prints as a domU only once start_kernel() picks its console's
@@ -277,6 +279,27 @@ def test_a_crash_is_reported_with_the_function(guest_image: Path) -> None:
     assert result.crash.source and result.crash.source.startswith(
         "kernel/kernel.c:")
     assert result.crash.cr2 == 0xdead00000
+
+
+@pytest.mark.domu
+def test_xen_killing_the_domu_is_a_symbolized_crash(
+        kernel_copy: Path) -> None:
+    """A fault before the guest has a trap table: Xen kills the domain,
+    with its "d1v0 Unhandled" register dump on the serial line."""
+    edit(kernel_copy / "kernel.c", "    setup_safety_net();\n\n"
+         "    crash_if_asked();\n", "    crash_if_asked();\n"
+         "    setup_safety_net();\n\n")
+    result = boot("crash=1", domu=True, timeout=BOOT_TIMEOUT,
+                  kernel_dir=kernel_copy)
+    assert result.outcome == "crash", result.report()
+    assert _gone(result)
+    crash = result.crash
+    assert crash is not None and crash.kind == "domU crash"
+    assert any("d1v0" in line for line in crash.dump), crash.dump
+    assert crash.symbol and crash.symbol.startswith("start_kernel+"), \
+        result.report()
+    assert crash.source and crash.source.startswith("kernel/kernel.c:")
+    assert crash.cr2 == 0xdead00000
 
 
 @pytest.mark.domu

@@ -49,7 +49,8 @@ from minios_lab.guest.boot import (KERNEL_DIR, BootResult, BuildError,
                                    _result_line, _xen_version)
 from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
                                       drain_into, pump, split_console_line)
-from minios_lab.guest.crash import LAST_LINES, load_symbols, make_crash_report
+from minios_lab.guest.crash import (LAST_LINES, CrashReport, load_symbols,
+                                    make_crash_report)
 
 QEMU_MEMORY_MB = 1536
 DOM0_CMDLINE = "console=hvc0 quiet"
@@ -275,9 +276,21 @@ def _make_result(cmd: list[str], elf: Path, run: _Run) -> DomuBootResult:
                                              f"code {console.reason}")
     if outcome == "crash":
         kind = "xen panic" if console.event == "xen panic" else "domU crash"
-        result.crash = make_crash_report(kind, console.domu, console.guest,
-                                         load_symbols(elf))
+        result.crash = _crash_report(kind, console, elf)
     return result
+
+
+def _crash_report(kind: str, console: DomuWatch, elf: Path) -> CrashReport:
+    """As for dom0 (crash.make_crash_report), from Xen's and the guest's
+    lines while the guest ran. make_crash_report takes Xen's dump from
+    after the guest's last line, or only Xen's last 15 lines if the guest
+    printed none; a domU's whole dump is in console.domu, so when the guest
+    said nothing, an empty guest line marks where the dump starts."""
+    lines = console.domu if console.guest else ["", *console.domu]
+    report = make_crash_report(kind, lines, console.guest or [""],
+                               load_symbols(elf))
+    report.last_lines = console.guest[-LAST_LINES:]
+    return report
 
 
 def boot_domu(elf: Path, cmdline: str = "", memory_mb: int = 64,
