@@ -229,6 +229,13 @@ def test_a_command_line_xl_cannot_hold_is_refused(bad: str) -> None:
         boot(bad, build=False, domu=True)
 
 
+def test_a_missing_image_is_an_error_that_says_so(tmp_path: Path) -> None:
+    (tmp_path / "domain_config").write_text('kernel = "build/minios.elf"\n')
+    result = boot("", build=False, domu=True, kernel_dir=tmp_path)
+    assert result.outcome == "error"
+    assert f"no guest image {tmp_path}/build/minios.elf" in str(result)
+
+
 def test_domain_config_is_the_one_the_domu_boot_runs() -> None:
     text = (KERNEL / "domain_config").read_text()
     settings_ = dict(line.split(" = ", 1) for line in text.splitlines()

@@ -45,8 +45,8 @@ from typing import Optional
 from minios_lab.build import toolchain
 from minios_lab.guest import dom0 as dom0_builder
 from minios_lab.guest import qemu as qemu_proc
-from minios_lab.guest.boot import (KERNEL_DIR, BootResult, BuildError,
-                                   _result_line, _xen_version)
+from minios_lab.guest.boot import (DOMU_TIMEOUT, KERNEL_DIR, BootResult,
+                                   BuildError, _result_line, _xen_version)
 from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
                                       drain_into, pump, split_console_line)
 from minios_lab.guest.crash import (LAST_LINES, CrashReport, load_symbols,
@@ -294,12 +294,17 @@ def _crash_report(kind: str, console: DomuWatch, elf: Path) -> CrashReport:
 
 
 def boot_domu(elf: Path, cmdline: str = "", memory_mb: int = 64,
-              timeout: float = 60, xen_args: str = "", echo: Echo = None,
+              timeout: float = DOMU_TIMEOUT, xen_args: str = "",
+              echo: Echo = None,
               kernel_dir: Path = KERNEL_DIR) -> DomuBootResult:
     """Run elf as domU 1 under `xl create -c domain_config` (the file in
     kernel_dir, as it is) with extra="cmdline" and memory=memory_mb, in a
     dom0 on Xen in QEMU. The dom0 is fetched and built on first use."""
     check_cmdline(cmdline)
+    if not elf.is_file():
+        return DomuBootResult("error", [], [], [], 0.0, None,
+                              problem=f"no guest image {elf} (make -C "
+                              f"{kernel_dir}, or boot with build=True)")
     config = kernel_dir / "domain_config"
     try:
         config_text = config.read_text()
