@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import PRINT_QEMU_PID
+from conftest import child_booting
 
 from minios_lab.guest import boot as bootmod
 from minios_lab.build import toolchain
@@ -31,9 +29,8 @@ def _tools_or_fail() -> None:
 
 
 @pytest.fixture(scope="module")
-def image() -> Path:
-    _tools_or_fail()
-    return build_image()
+def image(guest_image: Path) -> Path:
+    return guest_image
 
 
 def _boot(cmdline: str = "", **kwargs) -> BootResult:
@@ -62,18 +59,18 @@ def _qemu_gone(pid: int | None) -> bool:
 # --- real boots --------------------------------------------------------------
 
 @pytest.mark.parametrize("memory_mb", [32, 64])
-def test_memory_becomes_nr_pages(image: Path, memory_mb: int) -> None:
+def test_memory_becomes_nr_pages(shared_boot, memory_mb: int) -> None:
     # Xen's dom0_mem=<N>M gives dom0 exactly N MiB: nr_pages == N * 256.
     # (Xen's "Dom0 alloc." line says N*256 - 1024 "pages to be allocated":
     # the first 4 MiB, which hold the initial mapping, are allocated
     # separately as one chunk, but they count in nr_pages too.)
-    result = _boot(memory_mb=memory_mb)
+    result = shared_boot("", memory_mb)
     assert result.outcome == "shutdown", result.report()
     assert _nr_pages(result) == memory_mb * 256
 
 
-def test_trivial_boot_succeeds(image: Path) -> None:
-    result = _boot()
+def test_trivial_boot_succeeds(shared_boot) -> None:
+    result = shared_boot("")
     assert result.outcome == "shutdown", result.report()
     assert result.shutdown_reason == "reboot"
     assert result.returncode == 0          # QEMU -no-reboot exits by itself
@@ -88,8 +85,8 @@ def test_trivial_boot_succeeds(image: Path) -> None:
     assert _qemu_gone(result.qemu_pid)
 
 
-def test_command_line_round_trips(image: Path) -> None:
-    result = _boot("ticks=3000 name=lab list=a,b")
+def test_command_line_round_trips(shared_boot) -> None:
+    result = shared_boot("ticks=3000 name=lab list=a,b")
     assert result.outcome == "shutdown", result.report()
     text = "\n".join(result.guest_lines)
     assert '"ticks=3000 name=lab list=a,b"' in text   # the comma survives
@@ -103,17 +100,17 @@ def test_echo_streams_every_line(image: Path) -> None:
     assert seen and seen == result.lines
 
 
-def test_poweroff_is_a_shutdown(image: Path) -> None:
+def test_poweroff_is_a_shutdown(shared_boot) -> None:
     # Xen halts on a dom0 poweroff but QEMU would run on: the harness stops it.
-    result = _boot("poweroff=1", timeout=30)
+    result = shared_boot("poweroff=1")
     assert result.outcome == "shutdown", result.report()
     assert result.shutdown_reason == "poweroff"
     assert result.elapsed < 20
     assert _qemu_gone(result.qemu_pid)
 
 
-def test_crash_names_the_faulting_function(image: Path) -> None:
-    result = _boot("crash=1", timeout=30)
+def test_crash_names_the_faulting_function(shared_boot) -> None:
+    result = shared_boot("crash=1")
     assert result.outcome == "crash", result.report()
     crash = result.crash
     assert crash is not None and crash.kind == "dom0 crash"
@@ -161,7 +158,7 @@ def test_missing_image_is_an_error(image: Path, tmp_path: Path) -> None:
     assert "minios.elf" in result.qemu_stderr
 
 
-INTERRUPT_SCRIPT = PRINT_QEMU_PID + """
+INTERRUPT_SCRIPT = """
 try:
     b.boot("hang=1", build=False, timeout=60)
 except KeyboardInterrupt:
@@ -170,18 +167,10 @@ except KeyboardInterrupt:
 
 
 def test_interrupt_leaves_no_qemu(image: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        first = proc.stdout.readline()
-        assert first.startswith("qemu pid"), first
-        pid = int(first.split()[2])
+    with child_booting(INTERRUPT_SCRIPT) as (proc, pid):
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-        proc.wait()
     assert "interrupted" in out
     assert _qemu_gone(pid)
 
@@ -239,8 +228,8 @@ def test_crash_report_resolves_rip(image: Path) -> None:
 
 
 @pytest.mark.parametrize("memory_mb", [16, 64, 128])   # 16: the least boot() takes
-def test_every_chapter_passes_and_is_parsed(guest_image, memory_mb):
-    result = boot("ticks=20", memory_mb=memory_mb, build=False)
+def test_every_chapter_passes_and_is_parsed(shared_boot, memory_mb):
+    result = shared_boot("ticks=20", memory_mb)
     assert result.succeeded, result.report()
     assert result.chapters and set(result.chapters.values()) == {"PASS"}
     assert list(result.chapters) == ["libc", "pagetables", "mm", "traps",

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from minios_lab.guest.boot import BootResult, boot
+from minios_lab.guest.boot import BootResult
 
 CHECKS = [
     "bind a handler on A and on B: rc 0",
@@ -28,8 +28,8 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def result(guest_image) -> BootResult:
-    return boot("ticks=0", timeout=60, build=False)
+def result(shared_boot) -> BootResult:
+    return shared_boot("ticks=0")
 
 
 @pytest.fixture(scope="module")

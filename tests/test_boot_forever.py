@@ -55,8 +55,8 @@ def _ticks(lines: list[str]) -> list[tuple[int, int]]:
     return found
 
 
-def test_without_the_word_the_guest_ends_after_its_result(guest_image):
-    result = boot("ticks=20", build=False, timeout=60)
+def test_without_the_word_the_guest_ends_after_its_result(shared_boot):
+    result = shared_boot("ticks=20")
     assert result.succeeded, result.report()
     assert _after_result(result) == []
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from minios_lab.guest.boot import BootResult, boot
+from minios_lab.guest.boot import BootResult
 from minios_lab.pagetable import (RW, Step, Walk, parse_guest_report,
                                   parse_guest_walk)
 
@@ -22,8 +22,8 @@ def image(guest_image) -> None:
 
 
 @pytest.fixture(scope="module", params=SIZES, ids=[f"{m}MiB" for m in SIZES])
-def booted(request, image) -> tuple[int, BootResult, dict[str, Any]]:
-    result = boot("", memory_mb=request.param, build=False, timeout=120)
+def booted(request, shared_boot) -> tuple[int, BootResult, dict[str, Any]]:
+    result = shared_boot("", request.param)
     assert result.outcome == "shutdown", result.report()
     report = parse_guest_report(result.section("pagetables")
                                 + result.section("mm"))

@@ -23,8 +23,8 @@ def image(guest_image) -> Path:
 
 
 @pytest.fixture(scope="module")
-def normal(image: Path) -> BootResult:
-    return boot("", build=False, timeout=60)
+def normal(shared_boot) -> BootResult:
+    return shared_boot("")
 
 
 def _address(image: Path, name: str) -> int:

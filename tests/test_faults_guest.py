@@ -15,7 +15,6 @@ import ctypes
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import PRINT_QEMU_PID, REPO, edit
+from conftest import REPO, child_booting, edit
 from minios_lab.guest import qemu as qemu_proc
 from minios_lab.guest.boot import BootResult, boot, build_image
 from minios_lab.start_of_day import symbol_address
@@ -80,18 +79,18 @@ def image(guest_image) -> Path:
 
 
 @pytest.fixture(scope="module")
-def null_read(image) -> BootResult:
-    return _boot("crash=null")
+def null_read(shared_boot) -> BootResult:
+    return shared_boot("crash=null")
 
 
 @pytest.fixture(scope="module")
-def text_write(image) -> BootResult:
-    return _boot("crash=text")
+def text_write(shared_boot) -> BootResult:
+    return shared_boot("crash=text")
 
 
 @pytest.fixture(scope="module")
-def plain(image) -> BootResult:
-    return _boot("chapters=0 probe=iret crash=bogus")
+def plain(shared_boot) -> BootResult:
+    return shared_boot("chapters=0 probe=iret crash=bogus")
 
 
 # --- the guest's own page-fault reports ----------------------------------------
@@ -111,8 +110,8 @@ def test_write_into_text_is_the_guests_page_fault(text_write: BootResult,
     assert not any("is writable!" in x for x in text_write.guest_lines)
 
 
-def test_write_to_unmapped_address_is_the_guests_page_fault(image: Path):
-    result = _boot("crash=1")
+def test_write_to_unmapped_address_is_the_guests_page_fault(shared_boot):
+    result = shared_boot("crash=1")
     _assert_guest_page_fault(result, UNMAPPED, "write, not present, kernel",
                              "*(volatile unsigned long *)PT_UNMAPPED_VA = 1;")
     assert any("crash=1" in line for line in result.crash.last_lines)
@@ -243,25 +242,17 @@ def test_xen_version_comes_from_xens_banner(plain: BootResult):
     assert f"Xen version {plain.xen_version}" in plain.report()
 
 
-SPAWN_SCRIPT = PRINT_QEMU_PID + """
+SPAWN_SCRIPT = """
 b.boot("hang=1", build=False, timeout=120)
 """
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_qemu_dies_with_the_python_that_started_it(image: Path, sig):
-    proc = subprocess.Popen([sys.executable, "-c", SPAWN_SCRIPT],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        first = proc.stdout.readline()
-        assert first.startswith("qemu pid"), first
-        pid = int(first.split()[2])
+    with child_booting(SPAWN_SCRIPT) as (proc, pid):
         assert qemu_proc.is_qemu(pid)
         proc.send_signal(sig)
         proc.wait(timeout=GONE_WITHIN)
-    finally:
-        proc.kill()
-        proc.wait()
     assert proc.returncode == -sig
     assert _qemu_gone(pid)
     # Its pid file stays behind (the parent had no chance to remove it);
@@ -274,17 +265,11 @@ def test_qemu_dies_with_the_python_that_started_it(image: Path, sig):
 def test_a_real_orphan_qemu_is_reaped_by_the_next_boot(image: Path):
     # Guard 1 switched off in the child: its QEMU outlives it, as it would
     # on a system without PR_SET_PDEATHSIG; the next boot's reaping ends it.
-    script = "from minios_lab import qemu_proc\n" \
-        "qemu_proc._prctl = lambda: None\n" + SPAWN_SCRIPT
-    proc = subprocess.Popen([sys.executable, "-c", script],
-                            stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        pid = int(proc.stdout.readline().split()[2])
+    no_guard = ("from minios_lab.guest import qemu as qemu_proc\n"
+                "qemu_proc._prctl = lambda: None\n")
+    with child_booting(SPAWN_SCRIPT, prelude=no_guard) as (proc, pid):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=GONE_WITHIN)
-    finally:
-        proc.kill()
-        proc.wait()
     killed = qemu_proc.reap_orphans()   # (or a concurrent boot's did)
     assert _qemu_gone(pid)
     folder = qemu_proc.pid_dir()
