@@ -112,3 +112,59 @@ def test_start_info_error_is_not_a_panic():
     sod = StartOfDay()
     with pytest.raises(StartInfoError, match="bad magic"):
         sod.parse(sod.make_start_info(magic=b"xen-3.0-x86_32p"))
+
+
+# --- cffi's declarations come from the marked kernel headers ------------------
+
+def test_syntax_error_in_marked_header_names_header_and_line(kernel_copy):
+    line = edit(kernel_copy / "include" / "minios" / "mm.h",
+                "unsigned long mm_free_page_count(void);",
+                "unsigned long mm_free_page_count(void)")
+    with pytest.raises(CompileError) as info:
+        load("mm", kernel_dir=kernel_copy)
+    files = {f for f, _ in info.value.locations}
+    assert files == {"kernel/include/minios/mm.h"}
+    assert any(abs(n - line) <= 2 for _, n in info.value.locations)
+    assert str(kernel_copy) not in str(info.value)
+
+
+def test_unbalanced_marker_names_header_and_line(kernel_copy):
+    header = kernel_copy / "include" / "minios" / "mm.h"
+    line = edit(header, "/* cffi: end */", "/* (no end) */")
+    with pytest.raises(CompileError) as info:
+        load("mm", kernel_dir=kernel_copy)
+    begin = header.read_text().splitlines().index("/* cffi: begin */") + 1
+    assert info.value.locations == [("kernel/include/minios/mm.h", begin)]
+    assert "without" in str(info.value) and line > begin
+
+
+def test_declaration_added_to_marked_header_reaches_python(kernel_copy):
+    """A learner declares a function and a struct field once, in the
+    header: Python sees both, and a declared but undefined function is
+    left out instead of breaking the build."""
+    edit(kernel_copy / "include" / "minios" / "mm.h",
+         "void mm_check(void);",
+         "void mm_check(void);\nunsigned long mm_answer(void);\n"
+         "void mm_nowhere(void);")
+    edit(kernel_copy / "include" / "minios" / "mm.h",
+         "    unsigned long merges; /* buddies joined by free_pages() */",
+         "    unsigned long merges;\n    unsigned long extra_counter;")
+    with (kernel_copy / "mm" / "page_alloc.c").open("a") as source:
+        source.write("\nunsigned long mm_answer(void)\n{\n    return 42;\n}\n")
+    kernel = load("mm", kernel_dir=kernel_copy)
+    assert kernel.mm_answer() == 42
+    assert kernel.ffi.new("struct mm_stats *").extra_counter == 0
+    assert not hasattr(kernel.lib, "mm_nowhere")
+
+
+def test_generated_cdef_is_in_the_cache_key(kernel_copy, monkeypatch):
+    """The generated cdef holds Xen's layouts (taken from Xen's headers,
+    not a copy) and the marked declarations; it is part of the key."""
+    unit = UNITS["traps"]
+    text = cbuild._cdef_text(unit, kernel_copy)
+    assert "struct trap_info\n{" in text and "/* xen/arch-x86/" in text
+    assert "void do_exception(struct pt_regs *regs);" in text
+    before = cbuild.unit_hash("traps", unit, kernel_copy)
+    monkeypatch.setattr(cbuild, "_cdef_text",
+                        lambda *args: text.replace("cr2", "cr3"))
+    assert cbuild.unit_hash("traps", unit, kernel_copy) != before

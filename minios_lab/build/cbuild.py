@@ -49,7 +49,7 @@ from types import ModuleType
 
 import cffi
 
-from minios_lab.build import cglue
+from minios_lab.build import cdefgen, cglue
 
 from minios_lab.build import toolchain
 from minios_lab.build.cache import Published, disk_faults, published
@@ -130,10 +130,58 @@ def include_flags(kernel_dir: Path) -> list[str]:
     ]
 
 
-def _cdef_text(unit: Unit) -> str:
+# Where the headers of a unit's glue (and cdef) live.
+CDEF_HEADERS = ("include", "host/include")
+
+
+def _python_cdef(unit: Unit) -> str:
+    """What only Python declares: cdefs/ (constants, callbacks, hooks)."""
     parts = [(CDEF_DIR / name).read_text() for name in unit.extra_cdefs]
     parts.append((CDEF_DIR / unit.cdef).read_text())
     return "\n".join(parts)
+
+
+def _cdef_text(unit: Unit, kernel_dir: Path,
+               defined: set[str] | None = None) -> str:
+    """The unit's cdef: the marked declarations of its kernel headers and
+    the types they use (cdefgen), then the Python side. `defined` (the
+    symbols the unit's objects define) leaves out the functions and
+    variables of other units; without it, the text is kept in the cache
+    under a digest of everything it comes from (a new process need not
+    parse the headers again)."""
+    python = _python_cdef(unit)
+    includes = tuple(cglue.includes(unit.headers))
+    files = [(str(p.relative_to(kernel_dir)), p) for sub in CDEF_HEADERS
+             for p in sorted((kernel_dir / sub).rglob("*.h"))]
+    version, _ = compiler_identity(compiler())
+    stamp = _digest([version, str(toolchain.xen_include_dir()), python,
+                     repr(includes), Path(cdefgen.__file__).read_text(),
+                     cffi.__version__], files)
+    kept = build_dir() / f"cdef-{stamp}.h"
+    if defined is None and kept.exists():
+        return kept.read_text()
+    ast, marked = _parsed_headers(includes, kernel_dir, stamp)
+    chosen = cdefgen.select(ast, marked, cdefgen.requests_in(python))
+    prefixed = {str(kernel_dir / "include" / h) for h in cdefgen.LIBC_HEADERS}
+    shown = {path: m.path for path, m in marked.items()}
+    text = (cdefgen.cdef_text(chosen, shown, defined, prefixed) + "\n"
+            + python)
+    if defined is None:
+        with disk_faults(kept):
+            partial = kept.with_name(f"{kept.name}.{os.getpid()}")
+            partial.write_text(text)
+            os.replace(partial, kept)
+    return text
+
+
+@lru_cache(maxsize=16)
+def _parsed_headers(includes: tuple[str, ...], kernel_dir: Path,
+                    stamp: str) -> tuple[object, dict]:
+    """cdefgen.read_headers, memoised on the headers' digest `stamp`."""
+    cc = (*compiler_argv(), *KERNEL_CFLAGS, *include_flags(kernel_dir))
+    return cdefgen.read_headers(cc, includes, kernel_dir, build_dir(),
+                                lambda stderr: _diagnostics(stderr,
+                                                            kernel_dir))
 
 
 def _input_files(unit: Unit, kernel_dir: Path) -> list[Path]:
@@ -157,7 +205,8 @@ def unit_hash(name: str, unit: Unit, kernel_dir: Path) -> str:
     version, _ = compiler_identity(compiler())
     items = [name, repr(unit), version, sys.version, cffi.__version__,
              " ".join(KERNEL_CFLAGS), str(toolchain.xen_include_dir()),
-             _cdef_text(unit), Path(__file__).read_text(),
+             _cdef_text(unit, kernel_dir), Path(__file__).read_text(),
+             Path(cdefgen.__file__).read_text(),
              Path(cglue.__file__).read_text(), runtime_library().name]
     files = [(str(p.relative_to(kernel_dir)), p)
              for p in _input_files(unit, kernel_dir)]
@@ -209,13 +258,18 @@ def _defined_symbols(obj: Path, workdir: Path) -> set[str]:
     return {line.split()[-1] for line in out.splitlines() if line.strip()}
 
 
-def link_kernel_object(objects: list[Path], exports: set[str],
-                       workdir: Path) -> Path:
-    """Merge objects; keep only `exports` global, renaming libc clashes."""
+def merge_kernel_objects(objects: list[Path], workdir: Path) -> Path:
+    """One relocatable object of the unit's kernel code."""
     merged = workdir / "kernel-merged.o"
     run_tool(["ld", "-r", "-o", str(merged), *map(str, objects)], workdir,
              "the linker (ld)")
-    defined = _defined_symbols(merged, workdir)
+    return merged
+
+
+def link_kernel_object(merged: Path, defined: set[str], exports: set[str],
+                       workdir: Path) -> Path:
+    """Keep only `exports` of the merged object global, renaming libc
+    clashes (`defined`: its global symbols)."""
     cmd = ["objcopy"]
     for name in sorted(exports):
         plain = name[len(EXPORT_PREFIX):]
@@ -262,14 +316,16 @@ def runtime_library() -> Path:
 def build_extension(name: str, unit: Unit, kernel_dir: Path,
                     module_name: str, workdir: Path) -> tuple[Path, list]:
     """Compile everything in workdir; return the .so and gcc's warnings."""
-    ffi = cffi.FFI()
-    ffi.cdef(_cdef_text(unit))
-    functions, variables = cglue.exported_names(ffi)
-    ffi.cdef(cglue.variadic_cdefs(functions))
     sources = list(dict.fromkeys(BASE_SOURCES + unit.sources))
     objects, found = compile_kernel_objects(sources, kernel_dir, workdir)
-    kernel_obj = link_kernel_object(objects, set(functions) | variables,
-                                    workdir)
+    merged = merge_kernel_objects(objects, workdir)
+    defined = _defined_symbols(merged, workdir)
+    ffi = cffi.FFI()
+    ffi.cdef(_cdef_text(unit, kernel_dir, defined))
+    functions, variables = cglue.exported_names(ffi)
+    ffi.cdef(cglue.variadic_cdefs(functions))
+    kernel_obj = link_kernel_object(merged, defined,
+                                    set(functions) | variables, workdir)
     ffi.set_source(module_name, cglue.glue_source(unit.headers, functions))
     glue_c = workdir / f"{module_name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi says "generating"

@@ -120,16 +120,20 @@ def variadic_guard_source(name: str, tp) -> str:
     return "\n".join(_guarded_function(head, tp, body))
 
 
+def includes(headers: tuple[str, ...]) -> list[str]:
+    """The kernel headers a unit's glue includes: those every unit needs,
+    then the unit's own. cffi's declarations come from the same ones."""
+    return ["host/host.h", "minios/xen.h", "minios/bug.h", "arch/cpu.h",
+            *headers]
+
+
 def glue_source(headers: tuple[str, ...], functions: dict) -> str:
     """C source of the cffi module: headers, prototypes, guards.
 
     Functions named host_* belong to the runtime or to Python (extern
     "Python") and get no guard.
     """
-    lines = [GLUE_PROLOGUE, "#include <host/host.h>",
-             "#include <minios/xen.h>", "#include <minios/bug.h>",
-             "#include <arch/cpu.h>"]
-    lines += [f"#include <{h}>" for h in headers]
+    lines = [GLUE_PROLOGUE] + [f"#include <{h}>" for h in includes(headers)]
     for name, tp in sorted(functions.items()):
         if name.startswith("host_"):
             continue

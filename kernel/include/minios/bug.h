@@ -11,6 +11,7 @@
 
 #include <minios/types.h>
 
+/* cffi: begin */
 struct panic_info {
     const char *file;
     int line;
@@ -18,6 +19,7 @@ struct panic_info {
 };
 
 extern struct panic_info panic_info;
+/* cffi: end */
 
 __attribute__((noreturn, format(printf, 3, 4))) void
 panic(const char *file, int line, const char *fmt, ...);

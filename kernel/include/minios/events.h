@@ -28,6 +28,7 @@ struct pt_regs;
 #define EVTCHN_WORD_BITS (sizeof(xen_ulong_t) * 8)
 #define NR_EVTCHN_WORDS (NR_EVTCHN_PORTS / EVTCHN_WORD_BITS)
 
+/* cffi: begin */
 typedef void (*evtchn_handler_t)(evtchn_port_t port, struct pt_regs *regs,
                                  void *data);
 
@@ -111,5 +112,6 @@ void force_evtchn_callback(void);
 int events_selftest(void);
 /* The guest's chapter: map shared_info, then events_selftest(). */
 int chapter_events(void);
+/* cffi: end */
 
 #endif

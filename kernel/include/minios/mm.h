@@ -26,6 +26,7 @@
 #define MM_MAX_ORDER 20
 #define MM_NR_ORDERS (MM_MAX_ORDER + 1)
 
+/* cffi: begin */
 /* --- the page allocator (kernel/mm/page_alloc.c) --------------------------
  */
 
@@ -139,5 +140,6 @@ struct xheap;
 void xmalloc_init_heap(struct xheap *heap);
 struct xheap *xmalloc_select_heap(struct xheap *heap);
 unsigned long xmalloc_heap_size(void);
+/* cffi: end */
 
 #endif

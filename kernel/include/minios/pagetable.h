@@ -58,6 +58,7 @@ typedef uint64_t pgentry_t;
 #define BOOTSTRAP_ALIGN (4UL << 20)
 #define BOOTSTRAP_PADDING (512UL << 10)
 
+/* cffi: begin */
 static inline unsigned int pt_index(unsigned long va, int level)
 {
     return (va >> (PAGE_SHIFT + PT_INDEX_BITS * (level - 1))) &
@@ -169,5 +170,6 @@ void pt_print_summary(void);
 /* The state every call acts on; the host build keeps several. */
 struct pagetables *pt_current(void);
 struct pagetables *pt_select(struct pagetables *tables);
+/* cffi: end */
 
 #endif

@@ -15,6 +15,7 @@
 #define BOOT_ARG_VALUE_MAX 96
 #define BOOT_ERROR_MAX 128
 
+/* cffi: begin */
 struct boot_arg {
     char key[BOOT_ARG_KEY_MAX];
     char value[BOOT_ARG_VALUE_MAX];
@@ -49,5 +50,6 @@ unsigned long boot_arg_ulong(const struct boot_info *bi, const char *key,
                              unsigned long fallback);
 /* Parse into the global boot_info (panic on bad input) and report. */
 void start_of_day(const start_info_t *si);
+/* cffi: end */
 
 #endif

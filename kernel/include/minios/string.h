@@ -7,6 +7,7 @@
 
 #include <minios/types.h>
 
+/* cffi: begin */
 size_t strlen(const char *s);
 size_t strnlen(const char *s, size_t max);
 int strcmp(const char *a, const char *b);
@@ -21,5 +22,6 @@ void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 unsigned long strtoul(const char *s, char **end, int base);
+/* cffi: end */
 
 #endif

@@ -21,6 +21,7 @@
 #define NSEC_PER_USEC 1000UL
 #define NSEC_PER_SEC 1000000000UL
 
+/* cffi: begin */
 /* A consistent copy of a vcpu_time_info, with the TSC read inside the same
  * window: everything needed to say what time it was at that TSC. */
 struct time_snapshot {
@@ -148,5 +149,6 @@ int chapter_time(void);
  * at once without forever=1; else 0, or Xen's error if the timer would not
  * start. */
 int time_run_on(void);
+/* cffi: end */
 
 #endif

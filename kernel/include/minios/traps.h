@@ -69,6 +69,7 @@
 
 #include <minios/xen.h>
 
+/* cffi: begin */
 /*
  * The saved registers of the interrupted code. Same layout in both builds
  * (both are x86_64); entry.S pushes it field by field, from ss down to r15,
@@ -144,6 +145,7 @@ const char *trap_mnemonic(unsigned int vector); /* "#PF" */
 bool trap_has_error_code(unsigned int vector);
 /* The entry stub's name for an address in the trap table ("page_fault"). */
 const char *trap_entry_name(unsigned long address);
+/* cffi: end */
 
 /*
  * Entry points in kernel/arch/x86_64/entry.S (stand-ins in the host build,

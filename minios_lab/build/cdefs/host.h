@@ -1,16 +1,13 @@
-/* Declarations every host-built unit shares: the hypervisor boundary
- * (served by Python) and the kernel's panic record. */
+/* What every host-built unit declares on the Python side. The kernel's own
+ * declarations (panic_info, ...) come from the marked parts of its headers
+ * (minios_lab/build/cdefgen.py); here is only what Python adds.
+ *
+ * host_hypercall is served by Python (the hypervisor boundary); host_tsc is
+ * the host build's TSC, which Python moves (kernel/host/include/arch/cpu.h). */
 
 extern "Python+C" long host_hypercall(unsigned int nr, unsigned long a1,
                                     unsigned long a2, unsigned long a3,
                                     unsigned long a4, unsigned long a5);
-
-struct panic_info {
-    const char *file;
-    int line;
-    char message[256];
-};
-extern struct panic_info panic_info;
 
 extern uint64_t host_tsc;
 
@@ -30,7 +27,8 @@ int host_take_outcome(struct host_fault *out);
 long host_copy(void *dst, const void *src, unsigned long size);
 int host_register_code(unsigned long start, unsigned long end);
 
-/* Hypercall numbers and sub-operations, resolved from Xen's own headers. */
+/* Hypercall numbers and sub-operations, resolved from Xen's own headers,
+ * and the Xen structure Python reads (its layout comes from Xen's). */
 #define __HYPERVISOR_set_trap_table ...
 #define __HYPERVISOR_mmu_update ...
 #define __HYPERVISOR_set_callbacks ...
@@ -44,7 +42,6 @@ int host_register_code(unsigned long start, unsigned long end);
 #define __HYPERVISOR_mmuext_op ...
 #define __HYPERVISOR_sched_op ...
 #define __HYPERVISOR_event_channel_op ...
-
 #define CONSOLEIO_write ...
 #define SCHEDOP_yield ...
 #define SCHEDOP_block ...
@@ -55,6 +52,4 @@ int host_register_code(unsigned long start, unsigned long end);
 #define SHUTDOWN_crash ...
 #define SHUTDOWN_watchdog ...
 
-struct sched_shutdown {
-    unsigned int reason;
-};
+struct sched_shutdown;

@@ -1,6 +1,7 @@
-/* cffi declarations for the page-table unit (kernel/mm/pagetable.c,
- * kernel/mm/pagetable_boot.c). Layouts marked "..." come from the real
- * headers; constants are resolved from <minios/pagetable.h> and Xen's. */
+/* Python's side of the page-table unit (kernel/mm/pagetable.c,
+ * pagetable_boot.c): the constants it resolves, and the Xen structure
+ * Python (playing Xen) reads (its layout comes from Xen's headers).
+ * Declarations come from <minios/pagetable.h>. */
 
 #define PAGE_SHIFT ...
 #define PT_LEVELS ...
@@ -27,83 +28,4 @@
 #define UVMF_FLUSHTYPE_MASK ...
 #define DOMID_SELF ...
 
-typedef uint64_t pgentry_t;
-
-typedef struct mmu_update {
-    uint64_t ptr;
-    uint64_t val;
-} mmu_update_t;
-
-struct mmuext_op {
-    unsigned int cmd;
-    ...;
-};
-
-struct pt_setup {
-    unsigned long pt_base;
-    unsigned long nr_pt_frames;
-    unsigned long nr_pages;
-    const unsigned long *p2m;
-    const unsigned long *m2p;
-    unsigned long m2p_entries;
-    unsigned long mem_base;
-};
-
-struct pt_bootstrap {
-    unsigned long pt_first_pfn;
-    unsigned long stack_pfn;
-    unsigned long first_free_pfn;
-    unsigned long mapped_end_pfn;
-};
-
-struct pagetables {
-    unsigned long magic;
-    struct pt_setup setup;
-    struct pt_bootstrap boot;
-    unsigned long l4_mfn;
-    unsigned long next_free_pfn;
-    unsigned long new_tables[...];
-    unsigned long xen_mapped;
-    unsigned long mmu_update_calls;
-    unsigned long entries_written;
-    unsigned long va_update_calls;
-    unsigned long tlb_flushes;
-    unsigned long rejected;
-    long last_error;
-    bool need_tlb_flush;
-    unsigned int nr_pending;
-    ...;
-};
-
-struct pt_step {
-    int level;
-    unsigned int index;
-    unsigned long table_mfn;
-    pgentry_t entry;
-};
-
-struct pt_walk {
-    unsigned long va;
-    int depth;
-    bool present;
-    unsigned long mfn;
-    unsigned long pfn;
-    struct pt_step step[...];
-};
-
-void pt_bootstrap_layout(unsigned long pt_base, unsigned long nr_pt_frames,
-                         struct pt_bootstrap *out);
-void pt_init(const struct pt_setup *setup);
-void pt_set_page_source(unsigned long (*alloc_page)(void));
-long pt_map(unsigned long va, unsigned long pfn, unsigned long count,
-            unsigned long flags);
-long pt_map_mfn(unsigned long va, unsigned long mfn, unsigned long flags);
-long pt_unmap(unsigned long va, unsigned long count);
-long pt_map_all(void);
-void pt_walk(unsigned long va, struct pt_walk *walk);
-unsigned long pt_count_mapped(unsigned long va, unsigned long count);
-unsigned long pt_mfn_to_pfn(unsigned long mfn);
-void pt_print_walk(const struct pt_walk *walk);
-void pt_print_summary(void);
-struct pagetables *pt_current(void);
-struct pagetables *pt_select(struct pagetables *tables);
+struct mmuext_op;
