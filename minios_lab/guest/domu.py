@@ -49,8 +49,8 @@ from minios_lab.guest.boot import (DOMU_TIMEOUT, KERNEL_DIR, BootResult,
                                    BuildError, _result_line, _xen_version)
 from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
                                       drain_into, pump, split_console_line)
-from minios_lab.guest.crash import (LAST_LINES, CrashReport, load_symbols,
-                                    make_crash_report)
+from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport,
+                                    load_symbols, make_crash_report)
 
 QEMU_MEMORY_MB = 1536
 DOM0_CMDLINE = "console=hvc0 quiet"
@@ -281,13 +281,16 @@ def _make_result(cmd: list[str], elf: Path, run: _Run) -> DomuBootResult:
 
 
 def _crash_report(kind: str, console: DomuWatch, elf: Path) -> CrashReport:
-    """As for dom0 (crash.make_crash_report), from Xen's and the guest's
-    lines while the guest ran. make_crash_report takes Xen's dump from
-    after the guest's last line, or only Xen's last 15 lines if the guest
-    printed none; a domU's whole dump is in console.domu, so when the guest
-    said nothing, an empty guest line marks where the dump starts."""
-    lines = console.domu if console.guest else ["", *console.domu]
-    report = make_crash_report(kind, lines, console.guest or [""],
+    """As for dom0 (crash.make_crash_report), from the guest's lines and
+    Xen's while the guest ran. The guest's lines come through the dom0
+    (xenconsoled, xl), so they may reach the serial line after Xen's
+    register dump; make_crash_report takes the dump from after the guest's
+    last line, so Xen's lines are handed over after all of the guest's (an
+    empty guest line standing for a guest that said nothing: it would
+    otherwise get only Xen's last 15 lines)."""
+    guest = console.guest or [""]
+    xen = [line for line in console.domu if line.startswith(XEN_PREFIX)]
+    report = make_crash_report(kind, [*guest, *xen], guest,
                                load_symbols(elf))
     report.last_lines = console.guest[-LAST_LINES:]
     return report
