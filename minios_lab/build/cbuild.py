@@ -18,6 +18,9 @@ gcc's warnings on kernel code are kept beside the built module and shown
 as :class:`~minios_lab.errors.CompileWarning` whenever a process first
 loads it; the bug-prone ones (WERROR) stop the build as CompileError.
 
+The cdef itself is generated from the marked parts of the kernel headers
+(:mod:`minios_lab.build.cdefgen`); ``cdefs/`` keeps only Python's side.
+
 The module name carries a hash of every input (sources, headers, cdef,
 flags, this file, compiler, cffi and Python versions): an edited C file
 loads fresh inside a running Jupyter kernel, an unchanged one is not
@@ -49,7 +52,7 @@ from types import ModuleType
 
 import cffi
 
-from minios_lab.build import cdefgen, cglue
+from minios_lab.build import cglue
 
 from minios_lab.build import toolchain
 from minios_lab.build.cache import Published, disk_faults, published
@@ -130,15 +133,15 @@ def include_flags(kernel_dir: Path) -> list[str]:
     ]
 
 
-# Where the headers of a unit's glue (and cdef) live.
+# Where the headers of a unit's glue (and cdef) live; what reads them.
 CDEF_HEADERS = ("include", "host/include")
+CDEFGEN = Path(__file__).with_name("cdefgen.py")
 
 
 def _python_cdef(unit: Unit) -> str:
     """What only Python declares: cdefs/ (constants, callbacks, hooks)."""
-    parts = [(CDEF_DIR / name).read_text() for name in unit.extra_cdefs]
-    parts.append((CDEF_DIR / unit.cdef).read_text())
-    return "\n".join(parts)
+    names = (*unit.extra_cdefs, unit.cdef)
+    return "\n".join((CDEF_DIR / name).read_text() for name in names)
 
 
 def _cdef_text(unit: Unit, kernel_dir: Path,
@@ -155,14 +158,16 @@ def _cdef_text(unit: Unit, kernel_dir: Path,
              for p in sorted((kernel_dir / sub).rglob("*.h"))]
     version, _ = compiler_identity(compiler())
     stamp = _digest([version, str(toolchain.xen_include_dir()), python,
-                     repr(includes), Path(cdefgen.__file__).read_text(),
+                     repr(includes), CDEFGEN.read_text(),
                      cffi.__version__], files)
     kept = build_dir() / f"cdef-{stamp}.h"
     if defined is None and kept.exists():
         return kept.read_text()
+    from minios_lab.build import cdefgen   # pycparser: only when needed
     ast, marked = _parsed_headers(includes, kernel_dir, stamp)
     chosen = cdefgen.select(ast, marked, cdefgen.requests_in(python))
-    prefixed = {str(kernel_dir / "include" / h) for h in cdefgen.LIBC_HEADERS}
+    prefixed = {str(kernel_dir / "include" / h)
+                for h in cdefgen.LIBC_HEADERS}
     shown = {path: m.path for path, m in marked.items()}
     text = (cdefgen.cdef_text(chosen, shown, defined, prefixed) + "\n"
             + python)
@@ -178,6 +183,7 @@ def _cdef_text(unit: Unit, kernel_dir: Path,
 def _parsed_headers(includes: tuple[str, ...], kernel_dir: Path,
                     stamp: str) -> tuple[object, dict]:
     """cdefgen.read_headers, memoised on the headers' digest `stamp`."""
+    from minios_lab.build import cdefgen
     cc = (*compiler_argv(), *KERNEL_CFLAGS, *include_flags(kernel_dir))
     return cdefgen.read_headers(cc, includes, kernel_dir, build_dir(),
                                 lambda stderr: _diagnostics(stderr,
@@ -206,7 +212,7 @@ def unit_hash(name: str, unit: Unit, kernel_dir: Path) -> str:
     items = [name, repr(unit), version, sys.version, cffi.__version__,
              " ".join(KERNEL_CFLAGS), str(toolchain.xen_include_dir()),
              _cdef_text(unit, kernel_dir), Path(__file__).read_text(),
-             Path(cdefgen.__file__).read_text(),
+             CDEFGEN.read_text(),
              Path(cglue.__file__).read_text(), runtime_library().name]
     files = [(str(p.relative_to(kernel_dir)), p)
              for p in _input_files(unit, kernel_dir)]
@@ -440,8 +446,3 @@ def build(name: str, unit: Unit, kernel_dir: Path | None = None) -> ModuleType:
     show_warnings(module_name, entry.warnings)
     return module
 
-
-def load(unit_name: str, kernel_dir: Path | None = None, hypervisor=None):
-    """Build (if needed) and load a registered unit as a KernelLib."""
-    from minios_lab.build.units import load as load_unit  # units imports this module
-    return load_unit(unit_name, kernel_dir, hypervisor)
