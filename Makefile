@@ -13,6 +13,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
+# Two workers. Unit tests: tests marked with one xdist_group share a worker
+# (and so the module's booted guest or graded hand-out); the rest spread.
+# Notebooks: one whole notebook per worker (its cells run in order).
+UNIT_WORKERS := -n 2 --dist loadgroup
+NB_WORKERS := -n 2 --dist loadfile
 
 .PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks site
 
@@ -23,14 +28,14 @@ lab: setup ## set up everything, then start JupyterLab on notebooks/
 	$(BIN)/minios-lab lab
 
 test: setup ## set up everything, then run every test and nbval (CI runs this)
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
-	$(BIN)/pytest $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
+	$(BIN)/pytest $(UNIT_WORKERS) $(PYTEST_ARGS) tests
+	$(BIN)/pytest $(NB_WORKERS) $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
 test-unit: setup ## the pytest tests only, not the notebooks
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS) tests
+	$(BIN)/pytest $(UNIT_WORKERS) $(PYTEST_ARGS) tests
 
 test-notebooks: setup ## nbval over every notebook only
-	$(BIN)/pytest $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
+	$(BIN)/pytest $(NB_WORKERS) $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
 boot: setup ## build the guest and boot it on Xen in QEMU, streaming its console
 	$(BIN)/minios-lab boot

@@ -1,33 +1,85 @@
-"""Measure the wall time of `make test` once set-up is done. Prints the
-measured number; asserts nothing.
+"""Measure `make test` once set-up is done: its wall time, and the time of
+each of its two pytest runs (the unit tests, then nbval over every
+notebook) as pytest itself reports it. Prints the measured numbers and the
+README's Numbers row; asserts nothing.
 
     .venv/bin/python scripts/bench_test_suite.py
 
-Runs `make setup` first (untimed), then times `make test` as a whole and
-reports its exit status with the time.
+Runs `make setup` first (untimed), then times `make test` as a whole. The
+load average before and after is printed too: the figures mean little on
+a machine busy with other work.
 """
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+# pytest's last line: "=== 1074 passed, 2 xfailed in 95.32s (0:01:35) ==="
+# (without the "=" under -q).
+SUMMARY = re.compile(r"^=*\s*(?P<counts>\d+ [a-z]+(, \d+ [a-z]+)*) "
+                     r"in (?P<seconds>[\d.]+)s\b")
+ITEMS = ("passed", "failed", "skipped", "xfailed", "xpassed", "error",
+         "errors")
+
+
+@dataclass
+class Run:
+    counts: str       # "1074 passed, 2 xfailed"
+    seconds: float
+
+    @property
+    def items(self) -> int:
+        return sum(int(n) for n, word in
+                   re.findall(r"(\d+) (\w+)", self.counts) if word in ITEMS)
+
+
+def pytest_runs(output: str) -> list[Run]:
+    """Every pytest summary line of `output`, in order."""
+    found = []
+    for line in output.splitlines():
+        match = SUMMARY.match(line.strip())
+        if match:
+            found.append(Run(match["counts"], float(match["seconds"])))
+    return found
+
+
+def minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60:02d} s" if whole >= 60 \
+        else f"{whole} s"
 
 
 def main() -> int:
     subprocess.run(["make", "-C", str(REPO), "setup"], check=True,
                    capture_output=True)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run(["make", "-C", str(REPO), "test"],
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - start
-    summary = [line for line in proc.stdout.splitlines() if " in " in line
-               and ("passed" in line or "failed" in line)]
-    for line in summary:
-        print(line.strip("= "))
-    print(f"make test: exit {proc.returncode}, {elapsed:.0f} s wall time")
+    load_after = os.getloadavg()[0]
+    runs = pytest_runs(proc.stdout)
+    names = ["unit tests", "nbval"]
+    for name, run in zip(names, runs):
+        print(f"{name}: {run.counts} in {run.seconds:.0f} s")
+    print(f"make test: exit {proc.returncode}, {elapsed:.0f} s wall time "
+          f"(load average {load_before:.1f} before, {load_after:.1f} after)")
+    if len(runs) == 2 and proc.returncode == 0:
+        unit, nb = runs
+        print("README row:")
+        print(f"| `make test` after set-up: {unit.items} tests "
+              f"(2 workers), then nbval over every notebook ({nb.items} "
+              f"cells, 2 workers) | {minutes(elapsed)} (unit tests "
+              f"{unit.seconds:.0f} s, nbval {nb.seconds:.0f} s) | dev, "
+              f"load average {load_before:.1f} | "
+              f"`scripts/bench_test_suite.py` |")
     return 0
 
 
