@@ -9,6 +9,7 @@
 
 #include <minios/types.h>
 
+/* cffi: begin */
 typedef void (*console_output_t)(const char *text, size_t len);
 
 /* Write len bytes of text through the current back-end. */
@@ -19,6 +20,7 @@ void console_io_write(const char *text, size_t len);
 void console_set_output(console_output_t out);
 /* True while the back-end is console_io_write(). */
 bool console_uses_hypercall(void);
+/* cffi: end */
 
 __attribute__((format(printf, 1, 2))) int printk(const char *fmt, ...);
 __attribute__((format(printf, 1, 2))) int printf(const char *fmt, ...);

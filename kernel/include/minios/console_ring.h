@@ -21,6 +21,7 @@
 /* console_ring_pfn(): the machine frame is not one of this domain's. */
 #define CONSOLE_RING_NO_PFN (~0UL)
 
+/* cffi: begin */
 /* What console_ring_setup() chose. */
 enum console_backend {
     CONSOLE_BACKEND_HYPERCALL = 0, /* console_io: dom0, or no usable ring */
@@ -51,10 +52,6 @@ enum console_backend console_ring_setup(const start_info_t *si,
                                         const unsigned long *m2p,
                                         unsigned long m2p_entries,
                                         char *mem_base);
-/* The guest's start of day: console_ring_setup() with Xen's m2p. Call it
- * first thing, before any printk(): a domU's console_io goes nowhere. */
-enum console_backend console_init(const start_info_t *si);
-
 /* Use the ring at intf (a page) with event channel port for printk(),
  * which then ends each line with "\r\n", as a terminal expects. */
 void console_ring_attach(struct xencons_interface *intf, evtchn_port_t port);
@@ -65,5 +62,11 @@ struct xencons_interface *console_ring_interface(void);
 /* Put len bytes, as they are, into out[], notifying the port; wait (yield)
  * while out[] is full. Needs a ring attached. */
 void console_ring_write(const char *text, size_t len);
+/* cffi: end */
+
+/* The guest's start of day: console_ring_setup() with Xen's m2p (mapped
+ * in every PV guest, not in the host build). Call it first thing, before
+ * any printk(): a domU's console_io goes nowhere. */
+enum console_backend console_init(const start_info_t *si);
 
 #endif
