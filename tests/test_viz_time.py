@@ -63,3 +63,15 @@ def test_plots_are_deterministic():
     intervals = list(range(900, 1100, 3))
     assert _png(plot_tick_intervals(intervals, 1000)) == \
         _png(plot_tick_intervals(intervals, 1000))
+
+
+def test_tick_intervals_plot_warns_nothing_even_with_many_ticks():
+    """A stored notebook output must not depend on how long matplotlib
+    took: loc="best" warns when placing a legend is slow."""
+    import warnings
+    rng = np.random.default_rng(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = plot_tick_intervals(rng.integers(1, 20000, 200_000).tolist(),
+                                  1000)
+        _png(fig)

@@ -136,7 +136,7 @@ def plot_tick_intervals(intervals_us: Sequence[int], period_us: int,
     hist.set_yscale("log")
     hist.set_xlabel("interval between ticks (us)")
     hist.set_ylabel("ticks")
-    hist.legend()
+    hist.legend(loc="upper right")   # "best" warns if slow: output varies
     line.plot(np.arange(len(iv)), iv, lw=0.7, color=LINE_COLOUR)
     line.axhline(period_us, color=PERIOD_COLOUR, ls="--")
     line.set_xlabel("tick")
