@@ -13,10 +13,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
-# Two workers. Unit tests: tests marked with one xdist_group share a worker
-# (and so the module's booted guest or graded hand-out); the rest spread.
-# Notebooks: one whole notebook per worker (its cells run in order).
-UNIT_WORKERS := -n 2 --dist loadgroup
+# Two workers. Unit tests spread test by test; what several tests only
+# read (a booted guest, a graded hand-out, the site) is made once per run
+# and shared by both workers (tests/conftest.py, made_once). Notebooks:
+# one whole notebook per worker (its cells run in order).
+UNIT_WORKERS := -n 2
 NB_WORKERS := -n 2 --dist loadfile
 
 .PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks site

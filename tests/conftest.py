@@ -1,7 +1,7 @@
 """Shared fixtures: a private copy of kernel/ that a test may edit; the
-guest image, built once per session; booted guests shared by the tests
-that only read what a boot printed (one boot per configuration per
-session, across xdist workers too)."""
+guest image, built once per session; results made once per test run and
+shared by the xdist workers (made_once): booted guests that tests only
+read (one boot per configuration), a hand-out and its grade."""
 from __future__ import annotations
 
 import fcntl
@@ -14,7 +14,7 @@ import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
 
 import pytest
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from minios_lab.guest.boot import BootResult
 
 REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 KERNEL = REPO / "kernel"
 
 
@@ -37,22 +38,6 @@ def kernel_copy(tmp_path: Path) -> Path:
     marker = dst / "host" / "marker.h"
     marker.write_text(f"/* test copy {uuid.uuid4()} */\n")
     return dst
-
-
-# Module-scoped fixtures that cost seconds to make (a graded hand-out, a
-# live guest under gdb, a built site, a running JupyterLab). The tests of
-# one module that use one of them run on one xdist worker (the Makefile
-# runs `pytest -n 2 --dist loadgroup`), so each is made once, not once per
-# worker. Boots are shared across workers by shared_boot instead.
-EXPENSIVE_MODULE_FIXTURES = {"handout", "handout_grade", "after_mm",
-                             "built", "browser", "lab", "lab_page"}
-
-
-@pytest.hookimpl(tryfirst=True)     # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if EXPENSIVE_MODULE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def edit(path: Path, old: str, new: str) -> int:
@@ -79,53 +64,59 @@ def guest_image() -> Path:
     return build_image()
 
 
-BootKey = tuple[str, int]
-
-
 @pytest.fixture(scope="session")
-def shared_boot(guest_image: Path, tmp_path_factory: pytest.TempPathFactory
-                ) -> Callable[..., "BootResult"]:
-    """shared_boot(cmdline, memory_mb=64): the result of booting the
-    session's guest image with that command line, booted once per session.
-
-    Only for tests that read the result: the same BootResult object (or,
-    on another xdist worker, a copy of it) goes to every test that asks
-    for the same configuration. Under xdist the first worker to ask boots
-    while the others wait for the result in a folder of this test run.
-    """
-    from minios_lab.guest.boot import boot
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run, shared by its xdist workers."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    folder = None
-    if run:
-        folder = tmp_path_factory.getbasetemp().parent / f"boots-{run}"
-        folder.mkdir(exist_ok=True)
-    cache: dict[BootKey, "BootResult"] = {}
-
-    def get(cmdline: str = "", memory_mb: int = 64) -> "BootResult":
-        key = (cmdline, memory_mb)
-        if key not in cache:
-            cache[key] = _boot_once(folder, key, lambda: boot(
-                cmdline, memory_mb=memory_mb, timeout=120, build=False))
-        return cache[key]
-    return get
+    if not run:                     # one process: its own base folder
+        return tmp_path_factory.mktemp("shared")
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{run}"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
-def _boot_once(folder: Path | None, key: BootKey,
-               boot: Callable[[], "BootResult"]) -> "BootResult":
-    """boot(), or the result another worker of this run stored for `key`."""
-    if folder is None:
-        return boot()
-    name = f"{hashlib.sha256(key[0].encode()).hexdigest()[:16]}-{key[1]}"
+def made_once(folder: Path, key: str, make: Callable[[Path], T]) -> T:
+    """make(a fresh folder) once per test run (folder: run_folder): the
+    first xdist worker to ask makes it while the others wait, then they
+    read its pickled result."""
+    name = hashlib.sha256(key.encode()).hexdigest()[:16]
     stored = folder / f"{name}.pickle"
     with open(folder / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stored.exists():
             found_key, result = pickle.loads(stored.read_bytes())
-            if found_key == key:
-                return result
-        result = boot()
+            assert found_key == key, (found_key, key)
+            return result
+        work = folder / name
+        work.mkdir()
+        result = make(work)
         stored.write_bytes(pickle.dumps((key, result)))
         return result
+
+
+@pytest.fixture(scope="session")
+def shared_boot(guest_image: Path, run_folder: Path
+                ) -> Callable[..., "BootResult"]:
+    """shared_boot(cmdline, memory_mb=64): the result of booting the
+    session's guest image with that command line, booted once per test run
+    (across xdist workers too).
+
+    Only for tests that read the result: the same BootResult (or, on
+    another worker, a copy of it) goes to every test that asks for the same
+    configuration. Never for tests that kill, interrupt, echo or time a boot.
+    """
+    from minios_lab.guest.boot import boot
+    cache: dict[tuple[str, int], "BootResult"] = {}
+
+    def get(cmdline: str = "", memory_mb: int = 64) -> "BootResult":
+        key = (cmdline, memory_mb)
+        if key not in cache:
+            cache[key] = made_once(
+                run_folder, f"boot {memory_mb} MiB: {cmdline}",
+                lambda _: boot(cmdline, memory_mb=memory_mb, timeout=120,
+                               build=False))
+        return cache[key]
+    return get
 
 
 # The start of a child Python that boots and prints QEMU's pid as soon as

@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import made_once
 from minios_lab.classroom.handout import (MarkerError, _chapter_files, _spans,
                                   _tracked_files, all_regions, leaks,
                                   leaks_c, make_assignment, region_bodies,
@@ -76,10 +77,13 @@ def test_notebook_cell_stub():
 
 
 @pytest.fixture(scope="module")
-def handout(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("handout") / "lab"
-    make_assignment(out)
-    return out
+def handout(run_folder) -> Path:
+    """A full hand-out, made once per test run (xdist workers share it:
+    tests only read it)."""
+    def make(folder: Path) -> Path:
+        make_assignment(folder / "lab")
+        return folder / "lab"
+    return made_once(run_folder, "a full hand-out", make)
 
 
 def test_handout_has_no_solutions_and_is_a_repo(handout):
@@ -104,8 +108,10 @@ def test_handout_builds(handout):
 
 
 @pytest.fixture(scope="module")
-def handout_grade(handout):
-    return grade(handout)
+def handout_grade(handout, run_folder):
+    """Its grade, graded once per test run."""
+    return made_once(run_folder, "the full hand-out's grade",
+                     lambda _: grade(handout))
 
 
 def test_full_tree_scores_everything():
@@ -122,14 +128,13 @@ def test_fresh_handout_scores_zero_on_every_check(handout_grade):
 
 
 @pytest.mark.parametrize("region_id", ["cmdline-words", "memmove-overlap"])
-def test_restoring_one_region_gives_exactly_its_points(tmp_path, region_id,
-                                                       handout_grade):
+def test_restoring_one_region_gives_exactly_its_points(tmp_path, region_id):
     student = tmp_path / "lab"
     make_assignment(student)
     restore_region(student, region_id)
     report = grade(student)
-    expected = {r.region: 0 for r in handout_grade.results}
     _load_checks()
+    expected = {c.region: 0 for c in CHECKS}      # every graded region
     expected[region_id] = sum(c.points for c in CHECKS if c.region == region_id)
     assert report.by_region() == expected, report.text()
 

@@ -24,6 +24,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import after
 from minios_lab.guest.live import qemu as live_qemu
 
 from minios_lab.viz import mm as viz_mm
@@ -386,13 +387,11 @@ def test_learner_interrupt(guest_image) -> None:
     # Ctrl-C's handler, even when pytest runs with SIGINT ignored (a
     # background job of a non-interactive shell).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
     try:
-        with pytest.raises(GuestInterrupted, match="interrupted"):
+        with after(2.0, os.kill, os.getpid(), signal.SIGINT), \
+                pytest.raises(GuestInterrupted, match="interrupted"):
             guest.run_to("mm_chapter", timeout=60)
     finally:
-        timer.cancel()
         signal.signal(signal.SIGINT, previous)
     assert_stopped(guest)
     assert processes_with(mark) == []
@@ -409,13 +408,9 @@ def test_qemu_gone_while_stopped(guest_image) -> None:
 
 def test_qemu_dies_while_running(guest_image) -> None:
     guest = LiveGuest("hang=1", build=False)
-    timer = threading.Timer(2.0, guest.machine.stop)
-    timer.start()
-    try:
-        with pytest.raises(GuestExited, match="without a shutdown request"):
-            guest.run_to("mm_chapter", timeout=60)
-    finally:
-        timer.cancel()
+    with after(2.0, guest.machine.stop), \
+            pytest.raises(GuestExited, match="without a shutdown request"):
+        guest.run_to("mm_chapter", timeout=60)
     assert_stopped(guest)
 
 

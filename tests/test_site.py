@@ -1,6 +1,6 @@
 """`make site`: the stored notebooks as a static website, read offline.
 
-The site is built once per module into a temporary folder, then checked as
+The site is built once per test run (shared by xdist workers), then checked as
 files (links, no CDN, hints, plots) and in headless Chromium (each page
 renders its title and every plot, with no console errors).
 """
@@ -17,6 +17,7 @@ import nbformat
 import pytest
 
 from chromium import chrome
+from conftest import made_once
 from minios_lab.notebook import site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,11 +54,12 @@ def _hints(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    chapters = site.build(out)
-    assert [c.source for c in chapters] == NOTEBOOKS
-    return out
+def built(run_folder: Path) -> Path:
+    def make(folder: Path) -> tuple[Path, list]:
+        return folder, [c.source for c in site.build(folder / "site")]
+    folder, sources = made_once(run_folder, "the site", make)
+    assert sources == NOTEBOOKS
+    return folder / "site"
 
 
 # --- pieces ---------------------------------------------------------------
