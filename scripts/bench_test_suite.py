@@ -3,7 +3,10 @@ each of its two pytest runs (the unit tests, then nbval over every
 notebook) as pytest itself reports it. Prints the measured numbers and the
 README's Numbers row; asserts nothing.
 
-    .venv/bin/python scripts/bench_test_suite.py
+    .venv/bin/python scripts/bench_test_suite.py [--log make-test.log]
+
+(`PYTEST_ARGS=--durations=40` in the environment reaches both pytest runs,
+and --log keeps make's output, to see where the time goes.)
 
 Runs `make setup` first (untimed), then times `make test` as a whole. The
 load average before and after is printed too: the figures mean little on
@@ -56,7 +59,7 @@ def minutes(seconds: float) -> str:
         else f"{whole} s"
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     subprocess.run(["make", "-C", str(REPO), "setup"], check=True,
                    capture_output=True)
     load_before = os.getloadavg()[0]
@@ -65,6 +68,8 @@ def main() -> int:
                           capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     load_after = os.getloadavg()[0]
+    if argv[:1] == ["--log"] and len(argv) == 2:
+        Path(argv[1]).write_text(proc.stdout + proc.stderr)
     runs = pytest_runs(proc.stdout)
     names = ["unit tests", "nbval"]
     for name, run in zip(names, runs):
@@ -84,4 +89,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
