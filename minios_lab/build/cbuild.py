@@ -157,9 +157,9 @@ def _cdef_text(unit: Unit, kernel_dir: Path,
     files = [(str(p.relative_to(kernel_dir)), p) for sub in CDEF_HEADERS
              for p in sorted((kernel_dir / sub).rglob("*.h"))]
     version, _ = compiler_identity(compiler())
-    stamp = _digest([version, str(toolchain.xen_include_dir()), python,
-                     repr(includes), CDEFGEN.read_text(),
-                     cffi.__version__], files)
+    stamp = _digest([version, " ".join(KERNEL_CFLAGS), python,
+                     str(toolchain.xen_include_dir()), repr(includes),
+                     CDEFGEN.read_text(), cffi.__version__], files)
     kept = build_dir() / f"cdef-{stamp}.h"
     if defined is None and kept.exists():
         return kept.read_text()
