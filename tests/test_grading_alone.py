@@ -16,7 +16,7 @@ from minios_lab.guest import boot as boot_module
 from minios_lab.classroom import trees as grade_tree
 from minios_lab.guest.boot import boot
 from minios_lab.classroom.handout import make_assignment, restore_region
-from minios_lab.classroom.grading import Context
+from minios_lab.classroom.checking import Context
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from minios_lab.classroom.trees import LineMap, compiler_error
-from minios_lab.classroom.grading import CheckFailed, Context
+from minios_lab.classroom.checking import CheckFailed, Context
 
 MAKE_LOG = """\
 make: Entering directory '/tmp/minios-grade-1-x/place/kernel'

@@ -5,10 +5,10 @@ tree (one per exercise region when grading) it starts a *worker*: a fresh
 Python (``python -m minios_lab.classroom.runner``) that runs the checks of that
 tree one after the other and reports on a pipe, one JSON object a line:
 
-* ``{"start": i}``: check number i (an index into ``grading.CHECKS``) began;
+* ``{"start": i}``: check number i (an index into ``checking.CHECKS``) began;
 * ``{"pause": what}`` / ``{"resume": what}``: a build or a guest boot, which
   have limits of their own, so the check's clock stops meanwhile;
-* ``{"result": {...}}``: the check's :class:`~minios_lab.classroom.grading.CheckResult`.
+* ``{"result": {...}}``: the check's :class:`~minios_lab.classroom.report.CheckResult`.
 
 The parent (:func:`run_isolated`) gives each check ``limit`` seconds of its
 own time. A check that takes longer is killed with its process group (QEMU
@@ -35,6 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from minios_lab.classroom import checking
+from minios_lab.classroom.checking import CHECKS
+from minios_lab.classroom.report import CheckResult
+
 PACKAGE_ROOT = minios_lab.REPO_DIR
 BUILD_LIMIT = 600.0     # seconds for a build or a boot (they time out too)
 CRASHED_STATUSES = ("crashed",)
@@ -42,7 +46,7 @@ CRASHED_STATUSES = ("crashed",)
 
 @dataclass
 class Job:
-    """Checks (indexes into grading.CHECKS) to run on one kernel tree."""
+    """Checks (indexes into checking.CHECKS) to run on one kernel tree."""
 
     kernel_dir: Path
     checks: list[int]
@@ -84,7 +88,6 @@ class _Worker:
     def __init__(self, job: Job, checks: list[int], workdir: Path):
         self.log = workdir / f"worker-{os.getpid()}-{time.monotonic_ns()}.log"
         read_fd, write_fd = os.pipe()
-        from minios_lab.classroom.grading import CHECKS
         spec = json.dumps({"kernel_dir": str(job.kernel_dir), "fd": write_fd,
                            "alone": job.alone,
                            "checks": [[i, CHECKS[i].region, CHECKS[i].name]
@@ -122,7 +125,6 @@ class _Worker:
 
 
 def _lost(check, status: str, message: str, context: list[str]):
-    from minios_lab.classroom.grading import CheckResult
     return CheckResult(check.chapter, check.region, check.name, check.points,
                        0, message, context, status=status)
 
@@ -130,7 +132,6 @@ def _lost(check, status: str, message: str, context: list[str]):
 def _run_worker(job: Job, todo: list[int], workdir: Path, limit: float,
                 results: dict[int, object]) -> None:
     """Run one worker until it ends or is killed; fill `results`."""
-    from minios_lab.classroom.grading import CHECKS, CheckResult
     worker = _Worker(job, todo, workdir)
     current: Optional[int] = None
     deadline: Optional[float] = None
@@ -257,17 +258,16 @@ def _die_with_parent() -> None:
 def worker_main(spec: dict) -> int:
     from dataclasses import asdict
     _die_with_parent()
-    from minios_lab.classroom import grading
     notify = _Reporter(spec["fd"])
-    grading.set_notifier(notify)
+    checking.set_notifier(notify)
     kernel_dir = Path(spec["kernel_dir"])
-    grading.load_checks()
+    checking.load_checks()
     _pause_in_builds(notify)
-    ctx = grading.Context(kernel_dir, alone=spec.get("alone", False))
-    by_name = {(c.region, c.name): c for c in grading.CHECKS}
+    ctx = checking.Context(kernel_dir, alone=spec.get("alone", False))
+    by_name = {(c.region, c.name): c for c in checking.CHECKS}
     for index, region, name in spec["checks"]:
         notify(start=index)
-        result = grading.run_check(by_name[region, name], ctx)
+        result = checking.run_check(by_name[region, name], ctx)
         notify(result={"index": index, **asdict(result)})
         if result.status in CRASHED_STATUSES:
             return 0     # the kernel's state is not to be trusted: start anew

@@ -1,7 +1,7 @@
 """Graded checks of chapter 01: start_info checks and command-line words."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 
 def _parse(ctx: Context, cmd_line: bytes = b"", **fields):

@@ -1,7 +1,7 @@
 """Graded checks of chapter 02: memmove with overlap, strstr."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 from minios_lab.libc import Libc
 
 

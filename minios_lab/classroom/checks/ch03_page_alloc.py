@@ -1,7 +1,7 @@
 """Graded checks of chapter 03: splitting and merging buddies."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 
 def _allocator(ctx: Context, nr_pages: int = 64):

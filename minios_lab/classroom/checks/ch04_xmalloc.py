@@ -1,7 +1,7 @@
 """Graded checks of chapter 04: placing aligned blocks, merging free ones."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 
 def _heap(ctx: Context):

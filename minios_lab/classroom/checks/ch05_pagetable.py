@@ -1,7 +1,7 @@
 """Graded checks of chapter 05: batched updates, new tables, the walk."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 HIGH = 1 << 39   # L4 slot 1: empty at start, so every level needs a table
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from minios_lab.errors import KernelPanic
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 VECTORS = {0, 1, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19}
 FAULT, LANDING = 0x4321, 0x8765

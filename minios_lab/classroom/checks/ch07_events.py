@@ -2,7 +2,7 @@
 enabling events."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 
 def _events(ctx: Context, ports=(3, 5, 70, 200)):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 
 def _clock(ctx: Context):

@@ -2,7 +2,7 @@
 its wait for space (ring_wait_for_space), with Python as xenconsoled."""
 from __future__ import annotations
 
-from minios_lab.classroom.grading import CheckFailed, Context, check
+from minios_lab.classroom.checking import CheckFailed, Context, check
 
 RING = 2048
 

@@ -26,7 +26,7 @@ guest code. Layouts come from the image's debug information (gdb's
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +35,9 @@ from minios_lab.mm import PageState, PoolSnapshot, PoolStats
 from minios_lab.pagetable import (ENTRIES, LEVELS, P, PAGE_SHIFT, PAGE_SIZE, Snapshot,
                         Step, Table, Walk, entry_mfn, merge_runs)
 
-if TYPE_CHECKING:
-    from minios_lab.guest.live import LiveGuest
+# The guest these read from is a minios_lab.guest.live.LiveGuest; it is
+# not imported here because LiveGuest itself uses this module.
+LiveGuest = Any
 
 BITS_PER_WORD = 64
 POOL_FIELDS = ("magic", "first_pfn", "end_pfn", "meta_pages", "free_lists",
@@ -47,7 +48,7 @@ GUEST_HALF = 1 << 47      # the guest's part of the address space
 NOT_OURS = -1             # Table.pfn of a frame that is not the guest's
 
 
-def _offsets(guest: "LiveGuest", struct: str, fields: tuple[str, ...]
+def _offsets(guest: LiveGuest, struct: str, fields: tuple[str, ...]
              ) -> dict[str, int]:
     return {f: guest.value(f"&((struct {struct} *)0)->{f}") for f in fields}
 
@@ -60,7 +61,7 @@ def _word(data: bytes, offset: int, index: int = 0) -> int:
 class LivePool:
     """The guest's page allocator (its current ``mm_pool``), read once."""
 
-    def __init__(self, guest: "LiveGuest"):
+    def __init__(self, guest: LiveGuest):
         self.guest = guest
         base = guest.value("mm_pool")
         if base == 0:
@@ -144,7 +145,7 @@ def snapshot_from_parts(nr_pages: int, reserved: int, stats: PoolStats,
                         chunks, dict(allocations or {}), stats)
 
 
-def pool_snapshot(guest: "LiveGuest") -> PoolSnapshot:
+def pool_snapshot(guest: LiveGuest) -> PoolSnapshot:
     """The guest's page allocator now, as a PoolSnapshot."""
     pool = LivePool(guest)
     return snapshot_from_parts(pool.nr_pages, pool.reserved, pool.stats(),
@@ -153,7 +154,7 @@ def pool_snapshot(guest: "LiveGuest") -> PoolSnapshot:
 
 # --- page tables -------------------------------------------------------------
 
-def start_info_address(guest: "LiveGuest") -> int:
+def start_info_address(guest: LiveGuest) -> int:
     """Where the start_info page is: boot_info.si once the start of day
     has run, else start_kernel's argument si."""
     for expression in ("boot_info.si", "si"):
@@ -174,7 +175,7 @@ def _span(level: int) -> int:
 class LiveTables:
     """The guest's page tables, read table by table through gdb."""
 
-    def __init__(self, guest: "LiveGuest"):
+    def __init__(self, guest: LiveGuest):
         self.guest = guest
         si = f"((start_info_t *){start_info_address(guest):#x})"
         self.nr_pages = guest.value(f"{si}->nr_pages")
