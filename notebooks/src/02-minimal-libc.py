@@ -43,6 +43,7 @@ print(file_comment("lib/printf.c"))
 
 # %%
 from minios_lab import libc
+from minios_lab.viz import libc as viz_libc
 k = libc.Libc.load()
 k.sprintf("[%5d] [%-5d] [%05d] [%+d] [%x] [%#o] [%s] [%p]",
           42, 42, 42, 42, 255, 8, "text", 0x1000)
@@ -160,10 +161,10 @@ k.memmove(moved, 2, 0, 5)             # the Python face: offsets in a bytearray
 smeared = bytearray(before)
 p = k.ffi.from_buffer("char[]", smeared)
 k.kernel.memcpy(p + 2, p, 5)          # the raw C call, overlap and all
-fig = libc.plot_buffers([("before", before), ("memmove(2, 0, 5)", moved),
-                         ("memcpy (forward loop)", smeared)],
-                        source=range(0, 5), dest=range(2, 7),
-                        title="copying bytes 0..4 to 2..6 in one buffer")
+fig = viz_libc.plot_buffers([("before", before), ("memmove(2, 0, 5)", moved),
+                              ("memcpy (forward loop)", smeared)],
+                             source=range(0, 5), dest=range(2, 7),
+                             title="copying bytes 0..4 to 2..6 in one buffer")
 
 # %% [markdown]
 # C leaves an overlapping `memcpy` undefined: glibc's may copy in any
