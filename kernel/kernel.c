@@ -55,6 +55,7 @@
 #include <arch/cpu.h>
 #include <minios/bug.h>
 #include <minios/console.h>
+#include <minios/console_ring.h>
 #include <minios/events.h>
 #include <minios/hypervisor.h>
 #include <minios/memory_chapters.h>
@@ -242,6 +243,7 @@ void start_kernel(start_info_t *si)
     const char *only;
     bool failed = false;
 
+    console_init(si); /* dom0 keeps console_io; a domU writes its ring */
     printk("minios-lab guest: Mini-OS course kernel\n");
     start_of_day(si);
     setup_safety_net();
