@@ -124,6 +124,35 @@ def _student_regions(student: Path, rel: str) -> dict:
                           f"{err}") from None
 
 
+def _code_lines(body: list[str]) -> list[str]:
+    """The code of a region's body: comments and blank lines dropped,
+    spaces at line ends ignored."""
+    text = re.sub(r"/\*.*?\*/", "", "\n".join(body), flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def untouched_stubs(student: Path, regions: list, reference: Path) -> set[str]:
+    """Ids of `regions` whose code in the student's tree is still exactly
+    the hand-out's stub (comments aside): nothing has been written there."""
+    found = set()
+    for region in regions:
+        try:
+            theirs = classroom.region_bodies(
+                (student / region.file).read_text(), region.file)
+        except (OSError, UnicodeDecodeError, classroom.MarkerError):
+            continue
+        mine = theirs.get(region.region_id)
+        if mine is None:
+            continue
+        stubbed = classroom.region_bodies(classroom.strip_c(
+            (reference / region.file).read_text(), region.file),
+            region.file).get(region.region_id)
+        if stubbed is not None and _code_lines(mine) == _code_lines(stubbed):
+            found.add(region.region_id)
+    return found
+
+
 def _splice_file(reference: Path, student: Path, rel: str,
                  wanted: set[str], errors: dict[str, str]) \
         -> tuple[str, list[tuple[int, int]]]:
