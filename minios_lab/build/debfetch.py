@@ -151,8 +151,12 @@ def recorded_versions() -> dict[str, str]:
     return {package: version.strip() for package, version in pairs}
 
 
-def fetch_package(package: str, dest: Path) -> str:
-    """Download package and unpack it into dest; return its version."""
+def fetch_package(package: str, dest: Path, record: bool = True) -> str:
+    """Download package and unpack it into dest; return its version.
+
+    `record` notes the version among the Xen pieces that `doctor` compares
+    with what apt offers (the hypervisor and its headers); other packages
+    (the domU path's dom0) keep their versions themselves."""
     with cache_faults(Path(tempfile.gettempdir()),
                       "free space in /tmp (or set TMPDIR)"), \
             tempfile.TemporaryDirectory(prefix="minios-lab-apt-") as tmp:
@@ -160,7 +164,8 @@ def fetch_package(package: str, dest: Path) -> str:
         version = _deb_version(deb)
         with cache_faults(dest):
             _extract(deb, dest)
-    record_version(package, version)
+    if record:
+        record_version(package, version)
     return version
 
 
