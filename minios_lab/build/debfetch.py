@@ -178,15 +178,3 @@ def candidate(package: str) -> str:
             found = line.split(":", 1)[1].strip()
             return "" if found == "(none)" else found
     return ""
-
-
-def newer_xen_build() -> dict[str, str]:
-    """package -> newer version apt offers than the one in the cache."""
-    newer = {}
-    for package, version in recorded_versions().items():
-        offered = candidate(package)
-        if offered and offered != version and run(
-                ["dpkg", "--compare-versions", offered, "gt",
-                 version]).returncode == 0:
-            newer[package] = offered
-    return newer
