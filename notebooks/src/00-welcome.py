@@ -14,10 +14,13 @@
 #
 # Mini-OS is the small PV guest kernel that ships with Xen. It shows what
 # any guest operating system must set up when it runs on Xen without
-# hardware virtualization: it cannot touch the interrupt table, the
-# interrupt flag or the page tables directly, so it asks Xen, through
-# *hypercalls*. This kit contains its own small kernel in the same shape, in
-# `kernel/`, and one notebook per subsystem:
+# hardware virtualization. It runs in ring 3, so it cannot load the
+# interrupt table or write its page tables itself: it asks Xen, through
+# *hypercalls*. Nor does it touch the CPU's interrupt flag: to hold off
+# Xen's virtual interrupts (events) it sets `evtchn_upcall_mask`, a byte in
+# the `shared_info` page that it shares with Xen, which Xen reads before it
+# delivers an event (chapter 07). This kit contains its own small kernel in
+# the same shape, in `kernel/`, and one notebook per subsystem:
 #
 # | notebook | subsystem | kernel files |
 # |---|---|---|
@@ -31,6 +34,35 @@
 # | 07 events | event channels, masking | `events.c`, `hypervisor.c` |
 # | 08 time and timer | system time, the timer interrupt | `time.c` |
 # | 09 build and boot | the whole guest on Xen | everything |
+#
+# ## Learning alone: make your own copy first
+#
+# This folder is the *reference* tree: every exercise is already solved in
+# it. To take the course, make your own copy with the answers taken out,
+# and work there. In a terminal, in this folder:
+#
+# ```
+# .venv/bin/minios-lab start ../my-minios-lab
+# cd ../my-minios-lab
+# make lab
+# ```
+#
+# `minios-lab start` copies the kit, replaces the code of every exercise
+# region with a stub marked `TODO(id)` and its task statement, and makes
+# the copy a git repository of its own, so you can commit as you go. `make
+# lab` in the copy sets up the copy's own environment and opens *its*
+# notebooks: from then on every notebook builds and boots the copy's
+# kernel, the one you edit. When you think a chapter works, grade it in
+# the copy, as an instructor would:
+#
+# ```
+# make grade-03     # one chapter
+# make grade        # every chapter
+# ```
+#
+# `minios-lab tasks` lists every exercise with its statement, difficulty
+# and points; each chapter's notebook shows its tasks before their check
+# cells.
 #
 # ## One kernel, two builds
 #
@@ -108,7 +140,8 @@ print(crashed.outcome, "in", crash_place(crashed.crash))
 #
 # 1. Boot the guest with a command line of your own, with at least two
 #    `key=value` words, and check that the guest's report lists them.
-# 2. Boot it with `memory_mb=32` and find the line that changed.
+# 2. Boot it with `memory_mb=32`, store the result in `small`, and find the
+#    line of the report that changed.
 #
 # <details><summary>Hint 1</summary>
 #
@@ -121,14 +154,32 @@ print(crashed.outcome, "in", crash_place(crashed.crash))
 # 4 KiB, so 32 MiB is 8192 pages.
 # </details>
 
+# %% [markdown]
+# Exercise 1: your own command line. Put your words in the dictionary
+# `my_words` and the boot in `mine`.
+
 # %%
 ### BEGIN SOLUTION
-mine = boot("course=minios lab=00", memory_mb=32)
+my_words = {"course": "minios", "lab": "00"}
+mine = boot(" ".join(f"{key}={value}" for key, value in my_words.items()))
 ### END SOLUTION
+assert len(my_words) >= 2, "use at least two key=value words"
 assert mine.succeeded, mine.report()
-assert "  arg course = minios" in mine.guest_lines
-assert "  arg lab = 00" in mine.guest_lines
-assert any(line.startswith("  nr_pages       8192") for line in mine.guest_lines)
+missing = [key for key, value in my_words.items()
+           if f"  arg {key} = {value}" not in mine.guest_lines]
+assert not missing, f"the guest's report does not list {missing}"
+print("check passed")
+
+# %% [markdown]
+# Exercise 2: 32 MiB. Store the boot in `small`.
+
+# %%
+### BEGIN SOLUTION
+small = boot("", memory_mb=32)
+### END SOLUTION
+assert small.succeeded, small.report()
+assert any(line.startswith("  nr_pages       8192") for line in small.guest_lines), \
+    "with 32 MiB the guest should report nr_pages 8192 (32 MiB / 4 KiB)"
 print("check passed")
 
 # %% [markdown]
@@ -136,7 +187,11 @@ print("check passed")
 #
 # Each chapter's exercises are checked by graded checks (the same ones an
 # instructor's `minios-lab grade` runs). This table shows which chapters pass
-# in your copy of the kernel; `minios-lab progress` prints it in a terminal.
+# in the tree the notebook runs in; `minios-lab progress` prints it in a
+# terminal. Stored here, in the reference tree, it shows every chapter
+# done, because every answer is in place. In your own copy (made by
+# `minios-lab start`) it starts with every chapter at zero, and fills up as
+# you write the exercises.
 
 # %%
 from minios_lab.classroom.grading import progress, progress_text

@@ -111,8 +111,12 @@ real
 # %% [markdown]
 # Xen placed everything just after our kernel image: the p2m list, the
 # `start_info` page, the page tables it built for us. (`first_p2m_pfn` and
-# `nr_p2m_frames` are only used when the p2m list is mapped elsewhere,
-# which Xen does for very large guests.)
+# `nr_p2m_frames` describe a p2m list that Xen maps in an area of its own,
+# away from the kernel. It does so only when the kernel asks for it, with
+# the `XEN_ELFNOTE_INIT_P2M` note giving the virtual address it wants, as
+# Linux does so that a large guest's p2m list need not fit in the initial
+# mapping. Our kernel has no such note, so the p2m list is in the initial
+# mapping, at `mfn_list`, and `nr_p2m_frames` is 0.)
 
 # %%
 from minios_lab.start_of_day import boot_layout, symbol_address
@@ -152,24 +156,51 @@ fig = plot_regions(boot_layout(real, image_end), "the guest's first virtual addr
 # %%
 ### BEGIN SOLUTION
 words = sod.parse(sod.make_start_info("tick_us=500 ticks=10 name=you")).args
+### END SOLUTION
+assert words == {"tick_us": "500", "ticks": "10", "name": "you"}, \
+    f"the kernel parsed {words!r}"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 pages_32 = parse_report(boot("", memory_mb=32).guest_lines)["nr_pages"]
 ### END SOLUTION
-assert words == {"tick_us": "500", "ticks": "10", "name": "you"}
-assert pages_32 == 32 * 1024 * 1024 // 4096
+assert pages_32 == 32 * 1024 * 1024 // 4096, \
+    f"32 MiB is 8192 pages of 4 KiB, not {pages_32}"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (3)</summary>
+#
+# `strtoul("12x", &end, 0)` reads `12` and stops at the `x`, so `end`
+# points at `"x"`, not at the end of the string. `boot_arg_ulong()` accepts
+# a number only when the whole value was read (`*end == '\0'`) and the
+# value was not empty, so for `ticks=12x` it returns the fallback, as if
+# `ticks` had not been given: a half-read number is refused, never taken
+# as 12.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/start_of_day.c` are `start-info-checks`, `cmdline-words`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/start_of_day.c`, are `start-info-checks`, `cmdline-words`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("start-info-checks")
+
+# %%
 check_region("start-info-checks")
+
+# %%
+show_task("cmdline-words")
 
 # %%
 check_region("cmdline-words")
@@ -180,5 +211,23 @@ check_region("cmdline-words")
 # * `xen/xen.h`, the comment above `struct start_info`, and `xen/elfnote.h`.
 # * The Xen Project wiki, "X86 Paravirtualised Memory Management":
 #   pseudo-physical memory and the p2m/m2p tables.
+
+# %% [markdown]
+# ## What you learned
+#
+# * A PV guest starts with no firmware and no boot loader: Xen loads the
+#   ELF image where its notes say, builds the first page tables, and enters
+#   the kernel with `%rsi` pointing at `start_info`.
+# * `start_info` gives the memory size (`nr_pages`), the machine address
+#   of `shared_info`, the bootstrap page tables, the p2m list (`mfn_list`)
+#   and the command line.
+# * A guest's memory is pseudo-physical: pfns `0 .. nr_pages-1`, mapped to
+#   scattered machine frames (mfns) by the p2m list.
+# * A kernel checks its first input like any other: bad pages are refused
+#   with a reason, and in the host build a panic is a Python exception.
+#
+# Chapter 02 builds on the console hypercall you saw here: before the
+# kernel can print a report, it needs its own `snprintf`, with no C
+# library under it.
 #
 # Next: [02 · A minimal libc](02-minimal-libc.ipynb).

@@ -227,6 +227,18 @@ pa = PageAllocator(256)
 points = page_workload(pa, steps=400, seed=1)
 fig = viz_mm.fragmentation(points, "pages")
 
+# %% [markdown]
+# The lower panel measures fragmentation with one number, **1 − largest
+# free chunk / free pages**. It is 0 when all free pages form one chunk,
+# so that any request the free total allows can be met; it tends to 1 when
+# the free pages are scattered in many small chunks, so that a large
+# request fails although plenty is free. With 100 pages free and the
+# largest free chunk 16 pages, it is 1 − 16/100 = 0.84: an order-5 request
+# (32 pages) fails. It starts at 0.5 here, not 0: the allocator's own page
+# at pfn 0 splits the pool, and the largest chunk is 128 of 255 free
+# pages. The measure is one of several in use; it says nothing of *where*
+# the pieces are, which the map below shows.
+
 # %%
 pa.check()
 fig = viz_mm.memory_map(pa.snapshot(), title="after 400 random operations")
@@ -286,10 +298,11 @@ print(text)
 #    of `(pfn, buddy, order)` for every free chunk whose buddy is also a
 #    free chunk of the same order, from a snapshot's `free_chunks`. It must
 #    find none in a real pool and one in a doctored snapshot.
-# 4. *(C)* In the student version of `kernel/mm/page_alloc.c`,
-#    `split_chunk()` and `merge_with_buddies()` are empty. Write them; the
-#    check runs the kernel's self-test and a random workload with
-#    `mm_check()`.
+# 4. **The C.** In your own copy (chapter 00, `minios-lab start`),
+#    `split_chunk()` and `merge_with_buddies()` in `kernel/mm/page_alloc.c`
+#    are stubs. Write them: their tasks are stated in *Check your kernel*
+#    below. The last cell of this section runs the kernel's self-test and a
+#    random workload with `mm_check()` on your kernel.
 #
 # <details><summary>Hint 1</summary>
 #
@@ -313,8 +326,9 @@ singles = [fragmented.alloc(0) for _ in range(63)]
 for pfn in singles[1::2]:
     fragmented.free(pfn, 0)
 ### END SOLUTION
-assert fragmented.free_pages_count >= 16
-assert fragmented.alloc(3) is None
+assert fragmented.free_pages_count >= 16, \
+    f"only {fragmented.free_pages_count} pages are free; free at least 16"
+assert fragmented.alloc(3) is None, "an order-3 chunk (8 pages) could still be allocated"
 fragmented.check()
 print("check passed")
 
@@ -330,7 +344,8 @@ try:
 except KernelPanic as error:
     caught = error
 ### END SOLUTION
-assert isinstance(caught, KernelPanic) and "double free" in caught.message
+assert isinstance(caught, KernelPanic), "store the KernelPanic in `caught`"
+assert "double free" in caught.message, f"the kernel said {caught.message!r}"
 print("check passed")
 
 # %%
@@ -348,13 +363,13 @@ def unmerged(snap):
 from dataclasses import replace
 real = PageAllocator(64).snapshot()
 doctored = replace(real, free_chunks={**real.free_chunks, 0: [16, 17]})
-assert unmerged(real) == []
-assert unmerged(doctored) == [(16, 17, 0)]
+assert unmerged(real) == [], f"a real pool has no unmerged buddies, found {unmerged(real)}"
+assert unmerged(doctored) == [(16, 17, 0)], f"found {unmerged(doctored)}, want [(16, 17, 0)]"
 print("check passed")
 
 # %%
 rc, text = PageAllocator(512, reserved=5).selftest()
-assert rc == 0, text
+assert rc == 0, f"the kernel's self-test failed:\n{text}"
 pool = PageAllocator(128)
 page_workload(pool, steps=200, seed=4)
 pool.check()
@@ -363,15 +378,24 @@ print("check passed")
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/mm/page_alloc.c` are `split_chunk`, `merge_with_buddies`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/mm/page_alloc.c`, are `split_chunk`, `merge_with_buddies`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("split_chunk")
+
+# %%
 check_region("split_chunk")
+
+# %%
+show_task("merge_with_buddies")
 
 # %%
 check_region("merge_with_buddies")
@@ -387,5 +411,21 @@ check_region("merge_with_buddies")
 #   "Physical Page Allocation": the same idea at Linux's scale.
 # * Mini-OS, `mm.c` in the Xen tree: the allocator this chapter's is
 #   shaped after.
+
+# %% [markdown]
+# ## What you learned
+#
+# * The page allocator keeps a bitmap (one bit per page: in use or free)
+#   and free lists per order, of chunks of 2^order pages aligned to their
+#   size.
+# * Allocating splits a larger chunk into halves (buddies); freeing merges
+#   a chunk with its buddy, `pfn ^ (1 << order)`, as long as the buddy is a
+#   free chunk of the same order.
+# * `mm_check()` proves the invariants (lists and bitmap agree, no two
+#   free buddies left unmerged); a wrong free is caught as a panic.
+# * Fragmentation: free pages scattered so that no large chunk is left.
+#
+# Chapter 04 builds on this: `xmalloc` takes whole pages from this
+# allocator and carves them into small blocks.
 #
 # Next: [04 · xmalloc](04-xmalloc.ipynb).

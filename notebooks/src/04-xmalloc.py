@@ -56,6 +56,8 @@ print(format_blocks(heap.snapshot()))
 # 100 bytes a 128-byte block; 7 bytes the smallest block, 32 bytes (a
 # header and room for a free-list link). In a picture: headers in black,
 # the bytes asked for in red, the rounding in pink, free space in green.
+# The blocks use only the start of the page, so the picture shows that
+# start; the green free block goes on to the end of the page.
 
 # %%
 fig = viz_mm.heap_map(heap.snapshot(), title="three blocks")
@@ -182,7 +184,10 @@ panic_message(heap.check)
 # block (pink and black in the pictures). *External*: free bytes scattered
 # in pieces too small for the next request. `heap_workload()` runs a seeded
 # random mix of `xmalloc()` (1 to 400 bytes) and `xfree()` and records the
-# bytes asked for, the free bytes in arenas and the largest free block:
+# bytes asked for, the free bytes in arenas and the largest free block.
+# The lower panel is chapter 03's measure of external fragmentation,
+# 1 − largest free block / free bytes: 0 when the free bytes are one
+# block, near 1 when they are crumbs.
 
 # %%
 from minios_lab.mm import heap_workload
@@ -238,7 +243,9 @@ one_byte_cost = 16 + 16      # a header, and the 16 bytes a free block needs
 ### END SOLUTION
 probe = Heap(8)
 probe.malloc(1)
-assert one_byte_cost == probe.snapshot().arenas()[1][0].size
+used = probe.snapshot().arenas()[1][0].size
+assert one_byte_cost == used, \
+    f"{one_byte_cost} is too {'high' if one_byte_cost > used else 'low'}"
 print("check passed")
 
 # %%
@@ -250,7 +257,8 @@ count = 0
 while probe.stats().arenas < 2:
     probe.malloc(100)
     count += 1
-assert per_arena == count - 1, count - 1
+assert per_arena == count - 1, \
+    f"{per_arena} is too {'high' if per_arena > count - 1 else 'low'}"
 print("check passed")
 
 # %%
@@ -261,24 +269,34 @@ for address in blocks[1::2]:
     swiss.free(address)
 ### END SOLUTION
 stats = swiss.stats()
-assert stats.free_bytes >= 2000
+assert stats.free_bytes >= 2000, f"only {stats.free_bytes} bytes are free"
 swiss.malloc(1000)
-assert swiss.stats().arenas == stats.arenas + 1
+assert swiss.stats().arenas == stats.arenas + 1, \
+    "xmalloc(1000) found room without a new arena"
 swiss.check()
 print("check passed")
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/mm/xmalloc.c` are `place`, `merge_neighbours`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/mm/xmalloc.c`, are `place`, `merge_neighbours`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("place")
+
+# %%
 check_region("place")
+
+# %%
+show_task("merge_neighbours")
 
 # %%
 check_region("merge_neighbours")
@@ -294,5 +312,22 @@ check_region("merge_neighbours")
 # * Paul R. Wilson et al., "Dynamic Storage Allocation: A Survey and
 #   Critical Review" (1995).
 # * Mini-OS, `lib/xmalloc.c` in the Xen tree.
+
+# %% [markdown]
+# ## What you learned
+#
+# * `xmalloc` carves pages (arenas) into blocks, each with a header that
+#   gives its size; sizes are rounded up to the heap's alignment.
+# * Freeing merges a block with free neighbours on both sides, so free
+#   space does not crumble into small pieces.
+# * Large requests go straight to the page allocator.
+# * `xfree()` checks what it is given: a double free or an overwritten
+#   header is a panic, not silent corruption.
+# * Internal fragmentation (rounding, headers) and external fragmentation
+#   (free bytes in pieces too small) both waste memory.
+#
+# Chapter 05 builds on the page allocator too: each new page table is a
+# page from it, which the kernel must hand to Xen before it may use it as
+# a table.
 #
 # Next: [05 · Page tables](05-page-tables.ipynb).

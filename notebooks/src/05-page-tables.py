@@ -139,12 +139,14 @@ fig = vp.tree(pt.snapshot())
 # %% [markdown]
 # The virtual-to-machine map: virtual pages in order, machine frames all
 # over the place, in runs (Xen hands out memory in chunks; here runs of 16
-# frames). The short red segments are the page-table frames, mapped
-# read-only.
+# frames). On the left, all 4096 pages: at that scale a run of 16 is a
+# dot. On the right, the first 128 virtual pages: each run is a segment
+# 16 pages long, at the height of its machine frames, and the red
+# segments are the page-table frames, mapped read-only.
 
 # %%
 snap = pt.snapshot()
-fig = vp.v2m(vp.in_range(snap.mappings, 0, 4096 << 12))
+fig = vp.v2m(vp.in_range(snap.mappings, 0, 4096 << 12), zoom_pages=128)
 
 # %% [markdown]
 # ## A walk, level by level
@@ -323,34 +325,73 @@ from minios_lab.pagetable import va_indexes
 def split(va):
     return ((va >> 39) & 511, (va >> 30) & 511, (va >> 21) & 511,
             (va >> 12) & 511, va & 0xFFF)
+### END SOLUTION
+for va in (0, 0x8000403123, 0x7FFFFFFFFFFF, 0x123456789ABC):
+    assert split(va) == va_indexes(va), \
+        f"split({va:#x}) = {split(va)}, the kernel says {va_indexes(va)}"
+print("check passed")
 
+# %%
+### BEGIN SOLUTION
 new_l1_256 = 65536 // 512 - (4 << 20) // (2 << 20)
+### END SOLUTION
+big = PageTables(65536)
+big.map_all()
+assert new_l1_256 == big.stats()["new_l1"], \
+    f"{new_l1_256} is not what the kernel made: run big.stats() to see"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 pt.map(0x7F0000000000, 2500, flags=DATA & ~RW)
 ma = pt.pfn_to_mfn(2500) * 4096 + 0x123
 ### END SOLUTION
-for va in (0, 0x8000403123, 0x7FFFFFFFFFFF, 0x123456789ABC):
-    assert split(va) == va_indexes(va)
-big = PageTables(65536)
-big.map_all()
-assert new_l1_256 == big.stats()["new_l1"]
-assert ma == pt.walk(0x7F0000000123).machine_address
+walked = pt.walk(0x7F0000000123).machine_address
+assert ma == walked, f"ma = {ma:#x}, the kernel's walk gives {walked:#x}"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (4)</summary>
+#
+# The TLB caches translations. After `pt_unmap()` clears an entry, the CPU
+# may still hold the old translation and go on reaching the old machine
+# frame through the virtual address: a use after free, if that frame is
+# given away or used as something else, and the guest would not even
+# fault on its own bug. Flushing (here `MMUEXT_TLB_FLUSH_LOCAL`, once at
+# the end of a batch) drops those stale entries. A page that was not
+# mapped has no translation in the TLB (x86 does not cache "not present"
+# entries), so the first access after `pt_map()` walks the new tables
+# anyway: no flush is needed, which is why the kernel flushes only when a
+# *present* entry changed.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/mm/pagetable.c` are `queue_update`, `new_table`, `pt_walk`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/mm/pagetable.c`, are `queue_update`, `new_table`, `pt_walk`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("queue_update")
+
+# %%
 check_region("queue_update")
 
 # %%
+show_task("new_table")
+
+# %%
 check_region("new_table")
+
+# %%
+show_task("pt_walk")
 
 # %%
 check_region("pt_walk")
@@ -363,5 +404,23 @@ check_region("pt_walk")
 # * The Xen Project wiki, "X86 Paravirtualised Memory Management": page
 #   types, validation, the m2p and p2m tables.
 # * Intel SDM volume 3, chapter 4 (paging): the entry format.
+
+# %% [markdown]
+# ## What you learned
+#
+# * x86_64 translates an address through four tables (L4, L3, L2, L1),
+#   9 bits of index each, and a 12-bit offset.
+# * In a PV guest the entries hold *machine* frames, translated from pfns
+#   through the p2m list.
+# * The guest may read its page tables but never write them: every update
+#   is a `mmu_update` hypercall that Xen validates, and a new table is made
+#   read-only before it is linked in.
+# * Xen refuses a writable mapping of a page table, a frame the guest does
+#   not own, and more; the guest sees an error code, not a crash.
+# * Unmapping a present entry needs a TLB flush; mapping a new one does
+#   not.
+#
+# Chapter 06 builds on this: a page fault is the exception a bad address
+# raises, and the guest must handle it without an IDT of its own.
 #
 # Next: [06 · Exceptions](06-exceptions.ipynb).

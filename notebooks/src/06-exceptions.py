@@ -68,12 +68,26 @@ for e in traps.trap_table():
 traps.callbacks()
 
 # %% [markdown]
-# Three choices show here. `int3` has DPL 3, so that code in any ring may
-# use breakpoints; every other vector has DPL 0, and an `int $13` aimed at
-# it becomes a general protection fault instead. Only the page fault masks
-# events: why, we will see below. Vectors 2, 8 and 18 are missing: the NMI
-# has a callback of its own, and double faults and machine checks are
-# Xen's business.
+# `masks_events` of a callback is the `CALLBACKF_mask_events` flag the
+# kernel passed to `callback_op`. Xen's `callback.h` says this flag is
+# *ignored* for the event and NMI callbacks: Xen always masks events
+# (sets `evtchn_upcall_mask`) before it enters them, so an event handler
+# is never interrupted by the next event. So the kernel passes 0 for the
+# event callback, and the flag counts only for the failsafe callback, where
+# the kernel asks for it: that handler only reports and stops the guest.
+#
+# Three choices show in the table. `int3` has DPL 3, so that code in any
+# ring may use breakpoints; every other vector has DPL 0, and an `int $13`
+# aimed at it becomes a general protection fault instead. Only the page
+# fault masks events: why, we will see below. Vectors 2, 8 and 18 are
+# missing. An NMI never goes through the trap table: Xen delivers a
+# virtual NMI to a callback of its own (`CALLBACKTYPE_nmi` in
+# `callback.h`), which this kernel does not register. A double fault is
+# Xen's own business. A machine check can reach a guest: Xen's
+# `arch-x86/xen-mca.h` says a guest that wants to hear of uncorrectable
+# hardware errors registers a machine-check handler as vector 18 in its
+# trap table (and dom0 hears of correctable ones through `VIRQ_MCA`). This
+# small kernel registers neither.
 
 # %%
 from minios_lab.viz.traps import plot_trap_table
@@ -281,31 +295,69 @@ print(next(x for x in fatal.guest_lines if x.startswith("PANIC")).split(
 ### BEGIN SOLUTION
 traps.add_fixup(0x5000, 0x5100)
 gp = traps.raise_exception(13, rip=0x5000, error_code=0x18)
+### END SOLUTION
+assert gp.fixed_up, "the #GP was not fixed up: register the fix-up first"
+assert gp.resumed_at == 0x5100, f"resumed at {gp.resumed_at:#x}, not 0x5100"
+assert gp.error_code == 0x18, f"error code {gp.error_code:#x}, not 0x18"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 with_code = {e.vector for e in traps.trap_table()
              if traps.has_error_code(e.vector)}
+### END SOLUTION
+assert with_code == {10, 11, 12, 13, 14, 17}, f"got {sorted(with_code)}"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 out = traps.raise_exception(14, rip=0x3000, events_enabled=False)
 masks = (out.mask_in_handler, out.mask_after)
 ### END SOLUTION
-assert gp.fixed_up and gp.resumed_at == 0x5100 and gp.error_code == 0x18
-assert with_code == {10, 11, 12, 13, 14, 17}
-assert masks == (1, 1)
+assert masks == (1, 1), f"got {masks}: events were off before the fault"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (4)</summary>
+#
+# Xen would then mask events on entry to the breakpoint handler too, as
+# it does for the page fault: it saves the mask it found in the frame,
+# sets it, and the `iret` hypercall restores it. With events enabled
+# before the `int3`, the handler would see mask 1 instead of 0, and the
+# mask after the return would still be 0. The demonstration would say
+# so in its first line, `#BP: mask in handler 1, after iret 0` (and the
+# guest's `eventmask` line would report that the int3 handler saw mask 1).
+# Nothing breaks, but a breakpoint handler would then hold off events for
+# no reason.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/traps.c` are `fill_trap_info`, `recover_or_die`, `do_page_fault`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/traps.c`, are `fill_trap_info`, `recover_or_die`, `do_page_fault`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("fill_trap_info")
+
+# %%
 check_region("fill_trap_info")
 
 # %%
+show_task("recover_or_die")
+
+# %%
 check_region("recover_or_die")
+
+# %%
+show_task("do_page_fault")
 
 # %%
 check_region("do_page_fault")
@@ -322,5 +374,23 @@ check_region("do_page_fault")
 #   `arch/x86/xen/xen-asm.S` (`xen_iret`).
 # * Intel SDM volume 3, chapter 6: exception classes (trap, fault, abort)
 #   and which vectors push an error code.
+
+# %% [markdown]
+# ## What you learned
+#
+# * A PV kernel runs in ring 3 and has no IDT: it gives Xen a virtual one,
+#   a `trap_info` per vector, with `set_trap_table`.
+# * Xen "bounces" an exception: it writes a frame on the guest's stack
+#   (with `rcx` and `r11` on top) and jumps to the handler; the way back is
+#   the `iret` hypercall.
+# * A handler recovers through a fix-up table or stops the guest with a
+#   report.
+# * A page fault's address is in `vcpu_info.arch.cr2`, not in `cr2`; the
+#   page fault masks events on entry so that an event cannot overwrite it.
+# * Events and NMIs come through callbacks, registered with `callback_op`,
+#   not through the trap table.
+#
+# Chapter 07 builds on the event callback registered here: it is where Xen
+# delivers event channels, the PV guest's interrupts.
 #
 # Next: [07 · Event channels](07-events.ipynb).

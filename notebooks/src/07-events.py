@@ -330,14 +330,24 @@ for _ in range(3):
     ev.raise_event(5)
 ev.enable()
 runs = ev.count(5)
+### END SOLUTION
+assert runs == 1, f"the handler ran {runs} times: three raises of a pending port are one event"
+print("check passed")
 
+# %%
+### BEGIN SOLUTION
 ev = EventChannels()
 ev.enable()
 for port in [130, 2, 64, 1]:
     ev.bind(port)
     ev.raise_event(port)
 order = [d.port for d in ev.deliver()]
+### END SOLUTION
+assert order == [1, 2, 64, 130], f"delivered in the order {order}"
+print("check passed")
 
+# %%
+### BEGIN SOLUTION
 ev = EventChannels()
 ev.bind(1, lambda port: ev.kernel.mask_evtchn(2))
 ev.bind(2)
@@ -348,29 +358,58 @@ first = [d.port for d in ev.log]
 ev.unmask(2)
 then = [d.port for d in ev.log]
 ### END SOLUTION
-assert runs == 1
-assert order == [1, 2, 64, 130]
-assert first == [1] and then == [1, 2]
+assert first == [1], f"before the unmask, delivered {first}"
+assert then == [1, 2], f"after the unmask, delivered {then}"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (4)</summary>
+#
+# The port would be pending, unmasked, with its selector bit and
+# `evtchn_upcall_pending` set, and yet nothing would run its handler now.
+# Xen looks at `evtchn_upcall_pending` only when it returns to the guest
+# (from a hypercall, an interrupt, a reschedule). With events enabled the
+# guest has no reason to enter Xen soon, so the event waits for the next
+# unrelated entry into Xen, which may be long or never in a guest that
+# spins. `force_evtchn_callback()` is that entry, made at once: a cheap
+# hypercall whose return delivers the event. In `tests/test_events.py`,
+# `test_masked_port_waits_and_unmask_delivers_once` catches it: it
+# expects the event to be delivered *during* the `unmask`.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/events.c` and `kernel/hypervisor.c` are `scan_word`, `do_hypervisor_callback`, `unmask_evtchn`, `local_irq_enable`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/hypervisor.c` and `kernel/events.c`, are `scan_word`, `do_hypervisor_callback`, `unmask_evtchn`, `local_irq_enable`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("scan_word")
+
+# %%
 check_region("scan_word")
+
+# %%
+show_task("do_hypervisor_callback")
 
 # %%
 check_region("do_hypervisor_callback")
 
 # %%
+show_task("unmask_evtchn")
+
+# %%
 check_region("unmask_evtchn")
+
+# %%
+show_task("local_irq_enable")
 
 # %%
 check_region("local_irq_enable")
@@ -384,5 +423,22 @@ check_region("local_irq_enable")
 #   (events).
 # * Linux, `drivers/xen/events/events_2l.c`: the same two-level scan, with
 #   a rotating start for fairness.
+
+# %% [markdown]
+# ## What you learned
+#
+# * Event channels are a PV guest's interrupts: Xen sets a bit in
+#   `evtchn_pending` of `shared_info`, a bit in the selector word and
+#   `evtchn_upcall_pending`, then enters the event callback.
+# * The upcall scans two levels: the selector, then each word it names,
+#   and calls each pending, unmasked port's handler once.
+# * "Disabling interrupts" is setting `evtchn_upcall_mask`, a byte in
+#   shared memory; a port is held back by its bit in `evtchn_mask`.
+# * Unmasking a port and enabling events must look for work that waited
+#   and make Xen deliver it: no event is lost, none is delivered twice.
+#
+# Chapter 08 builds on this: the timer is a virtual interrupt,
+# `VIRQ_TIMER`, bound to an event channel, and the idle loop relies on
+# masking events before it blocks.
 #
 # Next: [08 · Time and the timer](08-time-and-timer.ipynb).

@@ -40,8 +40,11 @@ show("time.c", "monotonic_clock")
 # In this notebook Python plays Xen. A `Clock` owns a page that stands for
 # `shared_info`, writes the record into it as Xen does, and moves the
 # TSC only when told (the host build's `rdtsc()` reads a variable).
-# A 2.1 GHz TSC, the frequency QEMU gives its emulated CPU, and system
-# time starting at 1 s:
+# Here the TSC runs at 2.1 GHz, a round figure chosen for the lesson, and
+# system time starts at 1 s. (A real guest's TSC frequency is whatever
+# Xen measures: under QEMU's software emulation the guest's TSC follows
+# the host's, so a boot reports this machine's own frequency, which is
+# why the real boot below does not print it.)
 
 # %%
 from minios_lab.time import Clock
@@ -58,8 +61,12 @@ clock.monotonic_clock()
 #
 # ## scale_delta: a 96-bit product in 64-bit pieces
 #
-# `mul` is a 32.32 fixed-point number: nanoseconds per (shifted) tick,
-# times 2³². Xen picks the shift that puts `mul` in [2³¹, 2³²), so that
+# `tsc_to_system_mul` is a 0.32 fixed-point *fraction*: a 32-bit number
+# read as `mul / 2³²`, always below 1. It is applied after the tick count
+# has been shifted by `tsc_shift` (left if positive, right if negative):
+# nanoseconds = ((ticks << shift) × mul) >> 32. Since a fraction cannot
+# exceed 1, the shift does the coarse scaling (a power of two) and `mul`
+# the fine one. Xen picks the shift that puts `mul` in [2³¹, 2³²), so that
 # it keeps 31 significant bits whatever the frequency:
 
 # %%
@@ -144,7 +151,20 @@ for event in clock.log:
 #
 # Xen stamps a fresh record each time it schedules the vCPU, and adjusts
 # `mul` as it calibrates the TSC against its platform timer. System time
-# is then a line per record, each starting where the last one got to:
+# is then a line per record, each starting where the last one got to.
+#
+# Drawn as such, system time against the TSC is a straight line to the
+# eye: the changes are tiny. They are counted in *ppm*, parts per million:
+# a record whose `mul` is 200 ppm larger makes system time run 200 ns
+# faster per millisecond (0.02 %). Here Python's Xen re-stamps every
+# 10 samples (1 ms of TSC) and changes `mul` by 0, +200, −300, +100, +50
+# and −100 ppm in turn (made-up figures, of the size a calibration
+# makes). So the plot shows the *differences*: on top, each record's rate
+# against the first record's, in ppm (the changes add up: +200 then −300
+# is −100 against the first); below, how many nanoseconds
+# `monotonic_clock()` has run ahead of the first record's rate. That curve
+# bends at each stamp but never jumps: each record starts where the last
+# one got to.
 
 # %%
 from minios_lab.time import trace_clock
@@ -259,16 +279,20 @@ from minios_lab.guest.boot import boot
 from minios_lab.time import parse_time_section
 result = boot("tick_us=1000 ticks=2000")
 print(result)
-print("\n".join(l for l in result.section("time") if "intervals_us" not in l))
+machine = ("intervals_us", "record version", "tsc_khz")   # this machine's
+print("\n".join(l for l in result.section("time") if not l.startswith(tuple(f"time: {m}" for m in machine))))
 
 # %% [markdown]
-# The Python parser reads the same lines back: the record Xen wrote, the
-# TSC frequency it measured, the wall clock (QEMU starts its clock chip at
-# the host's time) and every interval between ticks.
+# The lines left out above are the record Xen wrote and the TSC frequency
+# it measured: under QEMU they are this machine's (and every interval
+# between ticks, plotted below). The Python parser reads all the lines
+# back: the record, the TSC frequency, the wall clock (QEMU starts its
+# clock chip at the host's time) and every interval.
 
-# %% tags=["nbval-ignore-output"]
+# %%
 real = parse_time_section(result.section("time"))
-real.record, real.tsc_khz, real.wallclock, len(real.intervals_us)
+print(len(real.intervals_us), "intervals; the record, the TSC frequency and",
+      "the wall clock were read:", bool(real.record and real.tsc_khz and real.wallclock))
 
 # %% tags=["nbval-ignore-output"]
 fig = plot_tick_intervals(real.intervals_us, 1000, "real Xen in QEMU: 2000 ticks")
@@ -323,32 +347,81 @@ fig = plot_tick_intervals(real.intervals_us, 1000, "real Xen in QEMU: 2000 ticks
 r = clock.record
 per_ms = (10**6 << 32) // r.mul       # ticks per ms, before the shift
 khz = per_ms >> r.shift if r.shift >= 0 else per_ms << -r.shift
+### END SOLUTION
+assert khz == clock.tsc_khz(), f"{khz} kHz, the kernel says {clock.tsc_khz()}"
+assert abs(khz - 2_100_000) <= 1, f"{khz} kHz is not the clock's 2.1 GHz"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 fresh = Clock()
 fresh.interleave([1, 0, 5], [TimeRecord(42, 0, fresh.record.mul, fresh.record.shift)])
 twice = fresh.read()
+### END SOLUTION
+assert twice.retries == 2, f"{twice.retries} retries, not 2: print(fresh.log)"
+assert twice.record.system_time == 42, "the read did not return the record you wrote"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 slow = parse_time_section(boot("tick_us=4000 ticks=250").section("time"))
 ### END SOLUTION
-assert khz == clock.tsc_khz() and abs(khz - 2_100_000) <= 1
-assert twice.retries == 2 and twice.record.system_time == 42
-assert slow.tick_us == 4000 and len(slow.intervals_us) == 250
-assert abs(sum(slow.intervals_us) / 250 - 4000) < 1000 and slow.passed
+assert slow.tick_us == 4000, f"tick_us is {slow.tick_us}, not 4000"
+assert len(slow.intervals_us) == 250, f"{len(slow.intervals_us)} intervals, not 250"
+assert abs(sum(slow.intervals_us) / 250 - 4000) < 1000, "the mean interval is far from 4 ms"
+assert slow.passed, "the guest's own time checks failed"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (4)</summary>
+#
+# Then the check "has the last tick come?" runs with events enabled. If
+# the last tick arrives just after the check said "not yet" and before
+# events are masked, its handler runs at once, counts it, and (being the
+# last) arms no further timer. The loop then masks events and blocks
+# waiting for a tick that has already been handled: no timer is armed,
+# nothing will ever wake the vCPU, and the guest hangs. Masking *before*
+# the check closes the window: a tick that comes after the check stays
+# pending, and `SCHEDOP_block`, which re-enables events and looks for
+# pending ones in one step, returns at once.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/time.c` are `scale_delta`, `read_time_info`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/time.c` and `kernel/timer.c`, are `scale_delta`, `read_time_info`, `next_deadline`, `timer_wait`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("scale_delta")
+
+# %%
 check_region("scale_delta")
 
 # %%
+show_task("read_time_info")
+
+# %%
 check_region("read_time_info")
+
+# %%
+show_task("next_deadline")
+
+# %%
+check_region("next_deadline")
+
+# %%
+show_task("timer_wait")
+
+# %%
+check_region("timer_wait")
 
 # %% [markdown]
 # ## Further reading
@@ -360,5 +433,22 @@ check_region("read_time_info")
 #   periodic timer of the vCPU it switches away from.
 # * Linux, `arch/x86/kernel/pvclock.c`: the same version protocol, shared
 #   with KVM's clock.
+
+# %% [markdown]
+# ## What you learned
+#
+# * A PV guest tells the time from a record Xen keeps in `shared_info`
+#   and the TSC: system time = `system_time` + the scaled TSC ticks since
+#   `tsc_timestamp`.
+# * Scaling is fixed point: shift by `tsc_shift`, multiply by the 0.32
+#   fraction `tsc_to_system_mul`, a 96-bit product made of 64-bit pieces.
+# * The version protocol (odd while Xen writes) keeps a reader from using
+#   a torn record.
+# * The timer is `VIRQ_TIMER`, armed one-shot with `set_timer_op` and
+#   re-armed on every tick; the idle loop masks events, checks, then
+#   blocks, so that no wake-up is lost.
+#
+# Chapter 09 builds on every chapter: it links them all into one guest
+# image and boots it on Xen.
 #
 # Next: [09 · Build and boot](09-build-and-boot.ipynb).

@@ -268,7 +268,8 @@ print(g)
 # 2. **Two ways to a machine frame.** In the same guest, find the machine
 #    frame of the page holding `boot_info` twice: from a walk, and from the
 #    p2m list Xen wrote at `boot_info.mfn_list` (one 8-byte machine frame
-#    number per page). Store them in `mfn_walk` and `mfn_p2m`.
+#    number per page). Store them in `mfn_walk` and `mfn_p2m`. (Stop
+#    the guest where exercise 1 did: `boot_info` is filled by then.)
 #
 # <details><summary>Hint 1</summary>
 #
@@ -289,14 +290,25 @@ with LiveGuest() as mine:
     mine.run_to("setup_safety_net")
     mine.finish()
     after = mine.walk(0)
+### END SOLUTION
+assert before.present, f"page 0 should be mapped at start_kernel: {before}"
+assert not after.present, f"page 0 should be unmapped after setup_safety_net: {after}"
+assert [s.level for s in after.steps][-1] == 1 and after.steps[-1].entry == 0, \
+    "the walk after should end at an empty L1 entry"
+assert before.steps[:3] == after.steps[:3], "the L4, L3 and L2 entries should not change"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
+with LiveGuest() as mine:
+    mine.run_to("setup_safety_net")
+    mine.finish()
     va = mine.value("&boot_info")
     mfn_walk = mine.walk(va).mfn
     mfn_p2m = mine.read_u64(mine.value("boot_info.mfn_list") + 8 * (va >> 12))[0]
 ### END SOLUTION
-assert before.present and not after.present, (before, after)
-assert [s.level for s in after.steps][-1] == 1 and after.steps[-1].entry == 0
-assert before.steps[:3] == after.steps[:3]
-assert mfn_walk == mfn_p2m and mfn_walk is not None
+assert mfn_walk is not None, "the walk found no machine frame"
+assert mfn_walk == mfn_p2m, f"the walk says {mfn_walk:#x}, the p2m list {mfn_p2m:#x}"
 print("check passed")
 
 # %% [markdown]
