@@ -222,29 +222,61 @@ for s, base in [("  42 apples", 10), ("0x1f", 0), ("017", 0), ("0xg", 16),
 # %%
 ### BEGIN SOLUTION
 line = k.sprintf("%08x: %02x %02x", 0x2A, 0xFF, 0x0)
+### END SOLUTION
+assert line == "0000002a: ff 00", f"got {line!r}, want '0000002a: ff 00'"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 needed = k.snprintf(0, "%-20s|%5d", "name", 7)[0]
+### END SOLUTION
+assert needed == 26, f"got {needed}: 20 for the name, 1 for '|', 5 for the number"
+print("check passed")
+
+# %%
+### BEGIN SOLUTION
 parsed = k.strtoul("  0x1Fzz", 0)
 ### END SOLUTION
-assert line == "0000002a: ff 00"
-assert needed == 26
-assert parsed == (31, 6)
+assert parsed == (31, 6), f"got {parsed}: 0x1F is 31, and the spaces count"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (4)</summary>
+#
+# The value 0 with precision 0 has no digits at all: C says that
+# converting 0 with an explicit precision of 0 prints no characters. For
+# `%#x` the `#` flag only adds the `0x` prefix to a *non-zero* value, so
+# `%#.0x` of 0 prints nothing. For `%#o` the `#` flag means "the first digit
+# is a 0": `make_zeros()` adds one zero when the precision did not already
+# give one and the digits do not start with `0`, which is the case when
+# there are no digits. So `%#.0o` of 0 prints `0`. Both match glibc, and
+# the tests compare them byte for byte.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/lib/string.c` are `memmove-overlap`, `strstr-search`:
-# the code between `BEGIN` and `END` markers that a student copy
-# leaves for you to write. Each cell below runs that region's graded
-# checks (the ones `minios-lab grade` runs) on your kernel, host build
-# and real boot, and prints GOOD or BAD.
+# The exercise regions of this chapter, in `kernel/lib/string.c`, are `strstr-search`, `memmove-overlap`:
+# the code between `BEGIN` and `END` markers that your own copy (made by
+# `minios-lab start`, see chapter 00) leaves for you to write. For each
+# region, its task comes first: what to write, the difficulty, the points
+# and what the grader checks. The cell after it runs that region's graded
+# checks (the ones `make grade` runs) on your kernel, host build and real
+# boot, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
-check_region("memmove-overlap")
+from minios_lab.classroom.tasks import show_task
+show_task("strstr-search")
 
 # %%
 check_region("strstr-search")
+
+# %%
+show_task("memmove-overlap")
+
+# %%
+check_region("memmove-overlap")
 
 # %% [markdown]
 # ## Further reading
@@ -255,3 +287,22 @@ check_region("strstr-search")
 #   including `(nil)` and `(null)`.
 # * Mini-OS's `lib/printf.c` and `lib/string.c`, which this kernel's files
 #   play the part of.
+
+# %% [markdown]
+# ## What you learned
+#
+# * A kernel has no C library: `printf`, `memmove`, `strstr`, `strtoul` are
+#   its own, in `kernel/lib/`, and every line it prints goes out through a
+#   hypercall.
+# * `snprintf` never writes past its buffer and returns the length it
+#   *would* have written, so a caller can ask first, then allocate.
+# * `memmove` must copy overlapping ranges in the right direction;
+#   `memcpy` need not.
+# * `strtoul` says how far it read, which is how a caller refuses `12x`.
+# * The same C is compared with glibc, byte for byte, on random formats.
+#
+# Chapter 03 goes from strings to memory: it manages the pages that
+# `start_info` said the guest has, and sets up its bitmap with the
+# kernel's own `memset`.
+#
+# Next: [03 · The page allocator](03-page-allocator.ipynb).
