@@ -168,3 +168,17 @@ def test_generated_cdef_is_in_the_cache_key(kernel_copy, monkeypatch):
     monkeypatch.setattr(cbuild, "_cdef_text",
                         lambda *args: text.replace("cr2", "cr3"))
     assert cbuild.unit_hash("traps", unit, kernel_copy) != before
+
+
+def test_declaration_cffi_cannot_read_names_header_and_line(kernel_copy):
+    """gcc takes it, cffi does not: still a CompileError at the header's
+    line, not cffi's bare exception."""
+    line = edit(kernel_copy / "include" / "minios" / "mm.h",
+                "void mm_check(void);",
+                "unsigned __int128 mm_wide(void);\nvoid mm_check(void);")
+    with (kernel_copy / "mm" / "page_alloc.c").open("a") as source:
+        source.write("\nunsigned __int128 mm_wide(void)\n{\n    return 1;\n}\n")
+    with pytest.raises(CompileError) as info:
+        load("mm", kernel_dir=kernel_copy)
+    assert info.value.locations == [("kernel/include/minios/mm.h", line)]
+    assert "__int128" in str(info.value)

@@ -99,3 +99,20 @@ def test_parse_error_names_the_header_as_shown():
         cdefgen.parse(text, {"/abs/kernel/include/minios/x.h":
                              "kernel/include/minios/x.h"})
     assert info.value.locations == [("kernel/include/minios/x.h", 1)]
+
+
+def test_declare_names_the_declaration_cffi_refuses():
+    text = ("/* kernel/include/minios/a.h:3 */\nint ok(void);\n"
+            "/* kernel/include/minios/a.h:7 */\nunsigned __int128 wide(void);\n"
+            f"{cdefgen.PYTHON_SIDE}\n#define X ...\n")
+    with pytest.raises(CompileError) as info:
+        cdefgen.declare(cffi.FFI(), text)
+    assert info.value.locations == [("kernel/include/minios/a.h", 7)]
+    python_wrong = (f"/* k.h:1 */\nint ok(void);\n{cdefgen.PYTHON_SIDE}\n"
+                    "typedef int T;\ntypedef long T;\n")
+    with pytest.raises(CompileError) as info:
+        cdefgen.declare(cffi.FFI(), python_wrong)
+    assert info.value.locations == []
+    ffi = cffi.FFI()
+    cdefgen.declare(ffi, text.replace("unsigned __int128", "long"))
+    assert "wide" in cglue.exported_names(ffi)[0]

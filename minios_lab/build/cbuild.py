@@ -169,8 +169,8 @@ def _cdef_text(unit: Unit, kernel_dir: Path,
     prefixed = {str(kernel_dir / "include" / h)
                 for h in cdefgen.LIBC_HEADERS}
     shown = {path: m.path for path, m in marked.items()}
-    text = (cdefgen.cdef_text(chosen, shown, defined, prefixed) + "\n"
-            + python)
+    text = "\n".join([cdefgen.cdef_text(chosen, shown, defined, prefixed),
+                      cdefgen.PYTHON_SIDE, python])
     if defined is None:
         with disk_faults(kept):
             partial = kept.with_name(f"{kept.name}.{os.getpid()}")
@@ -327,7 +327,8 @@ def build_extension(name: str, unit: Unit, kernel_dir: Path,
     merged = merge_kernel_objects(objects, workdir)
     defined = _defined_symbols(merged, workdir)
     ffi = cffi.FFI()
-    ffi.cdef(_cdef_text(unit, kernel_dir, defined))
+    from minios_lab.build.cdefgen import declare   # pycparser: cold only
+    declare(ffi, _cdef_text(unit, kernel_dir, defined))
     functions, variables = cglue.exported_names(ffi)
     ffi.cdef(cglue.variadic_cdefs(functions))
     kernel_obj = link_kernel_object(merged, defined,

@@ -8,10 +8,11 @@ that Python may see lies between two marker comments:
     void mm_get_stats(struct mm_stats *stats);
     /* cffi: end */
 
-For a unit, :func:`unit_cdef` preprocesses the headers its glue includes
-(``gcc -E`` with the host build's include paths, so every macro is
-expanded and every ``#include``/``#ifdef`` is resolved), parses the result
-with pycparser (the C parser cffi itself uses) and keeps, in source order:
+For a unit, :func:`read_headers` preprocesses the headers its glue
+includes (``gcc -E`` with the host build's include paths, so every macro is
+expanded and every ``#include``/``#ifdef`` is resolved) and parses the
+result with pycparser (the C parser cffi itself uses); :func:`select`
+keeps, in source order:
 
 * the declarations between markers; a function or variable only if the
   unit defines it (``defined``), so a header shared by several units can
@@ -30,7 +31,10 @@ libc headers are renamed ``minios_<name>`` (glibc has the same names; see
 cbuild). What is Python's own stays in ``cdefs/<unit>.h``: constants to
 resolve (``#define X ...``), ``extern "Python"`` callbacks, host hooks.
 
-A header cffi cannot read raises CompileError naming ``kernel/<file>:line``.
+:func:`cdef_text` writes each kept declaration after a comment naming its
+origin (``/* kernel/include/minios/mm.h:42 */``). A header that is not C,
+or that cffi cannot read, raises CompileError naming ``kernel/<file>:line``
+(:func:`read_headers`, :func:`declare`). cbuild drives all this.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import cffi
 import cffi.commontypes
 import cffi.model
 from pycparser import c_ast, c_generator, c_parser
@@ -306,19 +311,42 @@ def _rename(decl: c_ast.Decl, name: str) -> None:
 
 def cdef_text(chosen: list[tuple[c_ast.Node, str]], shown: dict[str, str],
               defined: set[str] | None, prefixed: set[str]) -> str:
-    """The chosen nodes as cffi's C, each header's part headed by its
-    name (kernel/include/minios/mm.h, xen/xen.h)."""
-    lines, last = [], None
+    """The chosen nodes as cffi's C, each after a comment saying where it
+    comes from (kernel/include/minios/mm.h:42, xen/xen.h:608)."""
+    lines = []
     for node, path in chosen:
         text = for_cffi(node, defined, path in prefixed)
-        if text is None:
-            continue
-        if path != last:
+        if text is not None:
             name = shown.get(path) or path.rpartition("/include/")[2]
-            lines.append(f"\n/* {name} */")
-            last = path
-        lines.append(text)
+            lines.append(f"/* {name}:{node.coord.line} */\n{text}")
     return "\n".join(lines) + "\n"
+
+
+_ORIGIN = re.compile(r"^/\* (\S+):(\d+) \*/$", re.MULTILINE)
+# Between the generated declarations and the cdefs/ files.
+PYTHON_SIDE = "/* Python's side: minios_lab/build/cdefs/ */"
+
+
+def declare(ffi: cffi.FFI, text: str) -> None:
+    """ffi.cdef(text); if cffi refuses it, a CompileError at the header
+    line of the first declaration it refuses (found one by one)."""
+    try:
+        ffi.cdef(text)
+        return
+    except (cffi.CDefError, cffi.FFIError) as err:
+        first = err
+    python = text.find(PYTHON_SIDE)
+    starts = [m.start() for m in _ORIGIN.finditer(text)] + \
+        [len(text) if python < 0 else python]
+    alone = cffi.FFI()
+    for begin, end in zip(starts, starts[1:]):
+        try:
+            alone.cdef(text[begin:end])
+        except (cffi.CDefError, cffi.FFIError) as err:
+            file, line = _ORIGIN.match(text, begin).groups()
+            raise _error(file, int(line), str(err)) from None
+    raise CompileError(f"cffi cannot read the unit's declarations: {first}",
+                       [])
 
 
 def requests_in(cdef_text: str) -> set[str]:
