@@ -279,27 +279,14 @@ def _kernel_version(unpacked: Path) -> str:
     return images[0].name[len("vmlinuz-"):]
 
 
-def _fetch(package: str, unpacked: Path, downloads: Path) -> str:
-    """apt-get download and dpkg-deb -x, as debfetch.fetch_package does,
-    but without noting the version in Xen's VERSION file (which `doctor`
-    checks against apt, package by package): the stage's VERSIONS has it."""
-    folder = downloads / package
-    folder.mkdir()
-    deb = debfetch._apt_download(package, folder)
-    version = debfetch._deb_version(deb)
-    debfetch._extract(deb, unpacked)
-    deb.unlink()
-    return version
-
-
 def _build_stage(stage: Path, kernel: str) -> None:
     """Fetch every package, unpack, take what the dom0 needs into stage."""
     with tempfile.TemporaryDirectory(prefix=".unpack-",
                                      dir=stage.parent) as tmp:
-        unpacked, downloads = Path(tmp) / "root", Path(tmp) / "debs"
-        unpacked.mkdir()
-        downloads.mkdir()
-        versions = {p: _fetch(p, unpacked, downloads)
+        unpacked = Path(tmp)
+        # record=False: the stage's VERSIONS keeps these versions, not
+        # the Xen pieces' VERSION file that `doctor` checks against apt
+        versions = {p: debfetch.fetch_package(p, unpacked, record=False)
                     for p in (kernel, *PACKAGES)}
         version = _kernel_version(unpacked)
         vmlinuz = (unpacked / "boot" / f"vmlinuz-{version}").read_bytes()
