@@ -129,3 +129,15 @@ class CompileWarning(UserWarning):
 
 class CacheWarning(UserWarning):
     """A built module in the cache was damaged and is being rebuilt."""
+
+
+def checked_int(value: object, what: str, low: int, high: int,
+                unit: str = "") -> int:
+    """`value` if it is an int (not a bool) in low..high; else TypeError or
+    ValueError naming `what`, before any C sees it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an integer, not "
+                        f"{type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be {low} .. {high}{unit}, not {value}")
+    return value

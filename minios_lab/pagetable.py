@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minios_lab.errors import MiniosLabError
+from minios_lab.errors import MiniosLabError, checked_int
 from minios_lab.build.units import load
 from minios_lab.xen.mmu import (ADDR_MASK, DATA, ENTRIES, GUEST_KERNEL, LEVELS, NX,
                       PAGE_SHIFT, PAGE_SIZE, PCD, PSE, PWT, RW, US, A,
@@ -148,15 +148,23 @@ def _span(level: int) -> int:
 
 def read_tree(xen: XenMMU) -> Snapshot:
     """Every present table and leaf under Xen's root, in va order."""
+    return tree_snapshot(xen.root, xen.table, lambda mfn: int(xen.m2p[mfn]))
+
+
+def tree_snapshot(root: int, table_of: Callable[[int], np.ndarray],
+                  owner_of: Callable[[int], int]) -> Snapshot:
+    """Walk the tree under `root` (machine frame numbers): `table_of(mfn)`
+    gives a table's 512 entries, `owner_of(mfn)` the pfn holding it. Only
+    the guest's half of the top level is visited (the rest is Xen's)."""
     tables: list[Table] = []
     leaves: list[tuple[int, int]] = []
 
     def visit(mfn: int, level: int, va: int) -> None:
-        table = xen.table(mfn)
+        table = table_of(mfn)
         present = [int(i) for i in np.flatnonzero(table & P)
-                   if level < 4 or i < 256]
+                   if level < LEVELS or i < ENTRIES // 2]
         entries = {i: int(table[i]) for i in present}
-        tables.append(Table(mfn, int(xen.m2p[mfn]), level, va, entries))
+        tables.append(Table(mfn, owner_of(mfn), level, va, entries))
         for i, entry in entries.items():
             child_va = va + i * _span(level - 1)
             if level == 1:
@@ -164,8 +172,8 @@ def read_tree(xen: XenMMU) -> Snapshot:
             else:
                 visit(entry_mfn(entry), level - 1, child_va)
 
-    visit(xen.root, 4, 0)
-    return Snapshot(xen.root, tables, merge_runs(leaves))
+    visit(root, LEVELS, 0)
+    return Snapshot(root, tables, merge_runs(leaves))
 
 
 def merge_runs(leaves: list[tuple[int, int]]) -> list[Mapping]:
@@ -234,13 +242,7 @@ class PageTables:
     # -- the kernel's API ----------------------------------------------------------
     def _count(self, count: int) -> int:
         """A page count the kernel can loop over in reasonable time."""
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise TypeError(f"count must be an integer, not "
-                            f"{type(count).__name__}")
-        if not 0 <= count <= MAX_COUNT:
-            raise ValueError(f"count must be 0 .. {MAX_COUNT} pages, not "
-                             f"{count}")
-        return count
+        return checked_int(count, "count", 0, MAX_COUNT, " pages")
 
     def map(self, va: int, pfn: int, count: int = 1, flags: int = DATA) -> None:
         __tracebackhide__ = True  # IPython: show the cell, not this

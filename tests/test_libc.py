@@ -443,8 +443,9 @@ def test_memcpy_is_a_forward_loop(k):
 
 def test_plot_buffers_draws_one_cell_per_byte():
     import matplotlib.pyplot as plt
-    fig = libc.plot_buffers([("a", b"0123"), ("b", b"\0\x01zz")],
-                            source=range(0, 2), dest=range(1, 3), title="t")
+    from minios_lab.viz.libc import plot_buffers
+    fig = plot_buffers([("a", b"0123"), ("b", b"\0\x01zz")],
+                       source=range(0, 2), dest=range(1, 3), title="t")
     (ax,) = fig.axes
     assert len(ax.patches) == 8
     assert [t.get_text() for t in ax.texts][:5] == ["0", "1", "2", "3", "a"]

@@ -56,6 +56,19 @@ def check(chapter: str, region: str, points: int, name: str):
     return register
 
 
+def guest_check(chapter: str, region: str, points: int, name: str,
+                section: str, *expected: tuple[str, str],
+                cmdline: str = "ticks=0") -> None:
+    """Register a check on the real guest: boot it (`cmdline`) and find,
+    in the console lines of its chapter `section`, each (pattern, what)."""
+    def run(ctx: "Context") -> None:
+        lines = ctx.section(section, cmdline)
+        for pattern, what in expected:
+            ctx.expect_line(lines, pattern, what)
+    run.__name__ = run.__qualname__ = f"guest_{region}"
+    CHECKS.append(GradedCheck(chapter, region, name, points, run))
+
+
 class Context:
     """What a check may use: host units and guest boots of one kernel tree.
 

@@ -45,6 +45,7 @@ import operator
 from typing import Any, Callable
 
 from minios_lab.build.units import load
+from minios_lab.errors import checked_int
 from minios_lab.libc.format import (KNOWN_CONVERSIONS, Directive, Text,  # noqa: F401
                                     _to_bytes, c_arguments, call_snprintf,
                                     directives, glibc_sprintf,
@@ -86,12 +87,8 @@ class Libc:
         Shows the truncation rules: the return value is the full length,
         the buffer holds at most size - 1 bytes and a NUL.
         """
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise TypeError(f"snprintf: size must be an integer, not "
-                            f"{type(size).__name__}")
-        if not 0 <= size <= MAX_BUFFER:
-            raise ValueError(f"snprintf: size must be 0 .. {MAX_BUFFER} "
-                             f"(a buffer Python makes), not {size}")
+        checked_int(size, "snprintf: size", 0, MAX_BUFFER,
+                    " (a buffer Python makes)")
         raw = _to_bytes(fmt, "format")
         buf = self.ffi.new("char[]", max(size, 1))
         target = buf if size > 0 else self.ffi.NULL

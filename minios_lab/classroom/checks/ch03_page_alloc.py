@@ -1,7 +1,8 @@
 """Graded checks of chapter 03: splitting and merging buddies."""
 from __future__ import annotations
 
-from minios_lab.classroom.checking import CheckFailed, Context, check
+from minios_lab.classroom.checking import (CheckFailed, Context, check,
+                                           guest_check)
 
 
 def _allocator(ctx: Context, nr_pages: int = 64):
@@ -51,7 +52,7 @@ def selftest(ctx: Context) -> None:
         raise CheckFailed(f"mm_selftest() returned {rc}", lines[-6:])
 
 
-@check("03", "split_chunk", 5, "the guest's allocator passes on real Xen")
-def guest(ctx: Context) -> None:
-    lines = ctx.section("mm")
-    ctx.expect_line(lines, r"^mm: selftest PASS$", "mm_selftest() in the guest")
+guest_check("03", "split_chunk", 5,
+            "the guest's allocator passes on real Xen",
+            "mm",
+            (r"^mm: selftest PASS$", "mm_selftest() in the guest"))

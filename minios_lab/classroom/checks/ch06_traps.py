@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from minios_lab.errors import KernelPanic
-from minios_lab.classroom.checking import CheckFailed, Context, check
+from minios_lab.classroom.checking import (CheckFailed, Context, check,
+                                           guest_check)
 
 VECTORS = {0, 1, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19}
 FAULT, LANDING = 0x4321, 0x8765
@@ -31,10 +32,10 @@ def table(ctx: Context) -> None:
         raise CheckFailed("the page fault must mask events (cr2 is per vcpu)")
 
 
-@check("06", "fill_trap_info", 5, "int3 taken and resumed on real Xen")
-def guest_int3(ctx: Context) -> None:
-    lines = ctx.section("traps")
-    ctx.expect_line(lines, r"^traps: demo int3: PASS$", "the int3 demo")
+guest_check("06", "fill_trap_info", 5,
+            "int3 taken and resumed on real Xen",
+            "traps",
+            (r"^traps: demo int3: PASS$", "the int3 demo"))
 
 
 @check("06", "recover_or_die", 5, "a fix-up resumes at its landing")
@@ -52,11 +53,11 @@ def fixup(ctx: Context) -> None:
     raise CheckFailed("a divide error with no fix-up did not stop the kernel")
 
 
-@check("06", "recover_or_die", 5, "ud2 and divide recovered on real Xen")
-def guest_fixups(ctx: Context) -> None:
-    lines = ctx.section("traps")
-    ctx.expect_line(lines, r"^traps: demo ud2: PASS$", "the ud2 demo")
-    ctx.expect_line(lines, r"^traps: demo divide: PASS$", "the divide demo")
+guest_check("06", "recover_or_die", 5,
+            "ud2 and divide recovered on real Xen",
+            "traps",
+            (r"^traps: demo ud2: PASS$", "the ud2 demo"),
+            (r"^traps: demo divide: PASS$", "the divide demo"))
 
 
 @check("06", "do_page_fault", 5, "a page fault reports its address (cr2)")
@@ -69,7 +70,7 @@ def page_fault(ctx: Context) -> None:
                           f"expected 0xdead0000", outcome.console.splitlines())
 
 
-@check("06", "do_page_fault", 5, "page fault recovered on real Xen")
-def guest_page_fault(ctx: Context) -> None:
-    lines = ctx.section("traps")
-    ctx.expect_line(lines, r"^traps: demo pagefault: PASS$", "the page fault demo")
+guest_check("06", "do_page_fault", 5,
+            "page fault recovered on real Xen",
+            "traps",
+            (r"^traps: demo pagefault: PASS$", "the page fault demo"))

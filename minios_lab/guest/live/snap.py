@@ -32,8 +32,9 @@ import numpy as np
 
 from minios_lab.guest.live.qemu import GdbError, LiveError
 from minios_lab.mm import PageState, PoolSnapshot, PoolStats
-from minios_lab.pagetable import (ENTRIES, LEVELS, P, PAGE_SHIFT, PAGE_SIZE, Snapshot,
-                        Step, Table, Walk, entry_mfn, merge_runs)
+from minios_lab.pagetable import (ENTRIES, LEVELS, P, PAGE_SHIFT, PAGE_SIZE,
+                                  Snapshot, Step, Walk, entry_mfn,
+                                  tree_snapshot)
 
 # The guest these read from is a minios_lab.guest.live.LiveGuest; it is
 # not imported here because LiveGuest itself uses this module.
@@ -168,9 +169,6 @@ def start_info_address(guest: LiveGuest) -> int:
                     "later (run_to('start_kernel'))")
 
 
-def _span(level: int) -> int:
-    return 1 << (PAGE_SHIFT + 9 * level)
-
 
 class LiveTables:
     """The guest's page tables, read table by table through gdb."""
@@ -198,25 +196,8 @@ class LiveTables:
 
     def snapshot(self) -> Snapshot:
         """Every present table and mapping of the guest's half, va order."""
-        tables: list[Table] = []
-        leaves: list[tuple[int, int]] = []
-
-        def visit(mfn: int, level: int, va: int) -> None:
-            entries = self.table(mfn)
-            present = [int(i) for i in np.flatnonzero(entries & P)
-                       if level < LEVELS or i < ENTRIES // 2]
-            found = {i: int(entries[i]) for i in present}
-            tables.append(Table(mfn, self.m2p.get(mfn, NOT_OURS), level, va,
-                                found))
-            for i, entry in found.items():
-                child_va = va + i * _span(level - 1)
-                if level == 1:
-                    leaves.append((child_va, entry))
-                else:
-                    visit(entry_mfn(entry), level - 1, child_va)
-
-        visit(self.root, LEVELS, 0)
-        return Snapshot(self.root, tables, merge_runs(leaves))
+        return tree_snapshot(self.root, self.table,
+                             lambda mfn: self.m2p.get(mfn, NOT_OURS))
 
     def walk(self, va: int) -> Walk:
         """The four-level walk of va, stopping at a non-present entry."""
