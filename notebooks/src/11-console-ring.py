@@ -304,6 +304,18 @@ except KernelPanic as panic:
 print("console back on console_io:", bad.uses_hypercall)
 
 # %% [markdown]
+# ## The same C on a real Xen
+#
+# `start_kernel()` calls `console_init()` first thing, so the guest image
+# of chapter 09 runs as a domU too: `minios-lab boot --domu -- ticks=0`
+# (in Python `boot("ticks=0", domu=True)`) starts Xen with a Linux dom0
+# in QEMU, which runs xenconsoled and `xl create -c kernel/domain_config`.
+# Every line the guest prints then crosses this ring, starting with
+# `console: domU: ring at pfn ... (mfn ...), event channel ...` (the
+# numbers are the real domain builder's). As dom0 the same image still
+# prints with `console_io`.
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. **Count the yields.** Predict how many times the guest yields when
@@ -349,7 +361,12 @@ r.run_consoled()
 r.daemon.stall(5)
 r.write(b"y" * 5000)
 yields = r.stats()["yields"]
+### END SOLUTION
+assert yields == 7, f"{yields} yields: 5 stalled, then one per full ring"
+print("check passed")
 
+# %%
+### BEGIN SOLUTION
 r = ConsoleRing()
 r.run_consoled()
 r.daemon.output.clear()
@@ -359,33 +376,68 @@ for part in (b"a", b"b", b"c"):
     r.write(part)
     r.run_consoled()
     seen.append(len(r.output))
+### END SOLUTION
+assert seen == [0, 0, 3], f"bytes read after each run: {seen}"
+print("check passed")
 
+# %%
+### BEGIN SOLUTION
 r = ConsoleRing(start_index=2**32 - 10)
 r.run_consoled()
 r.write(b"z" * 30)
 snap = r.snapshot()
 slot = snap.slot(snap.prod)
 ### END SOLUTION
-assert yields == 7
-assert seen == [0, 0, 3]
-assert slot == (2**32 - 10 + 62 + 30) % 2048
+assert slot == (2**32 - 10 + 62 + 30) % 2048, f"out_prod in slot {slot}"
 print("check passed")
+
+# %% [markdown]
+# <details><summary>Answer (4)</summary>
+#
+# Nothing here runs beside the kernel: Python, playing xenconsoled, reads
+# the ring only between the kernel's calls, when every store the kernel
+# made is long done, in any order. On a real machine xenconsoled runs on
+# another CPU at the same time. Without `wmb()` the compiler may move the
+# store to `out_prod` before the stores of the bytes (nothing tells it
+# that another CPU reads them), and a CPU with a weaker memory order than
+# x86 (ARM, POWER) may make the stores visible in another order even when
+# the compiler kept them. xenconsoled could then see the new `out_prod`,
+# read slots that still hold old bytes, and print stale text. x86 keeps
+# stores in program order, so there only the compiler can break it.
+# </details>
 
 # %% [markdown]
 # ## Check your kernel
 #
-# The exercise regions of this chapter in `kernel/console_ring.c` are
+# The exercise regions of this chapter, in `kernel/console_ring.c`, are
 # `ring-put` and `ring-wait`: the code between `BEGIN` and `END` markers
-# that a student copy leaves for you to write. Each cell below runs that
-# region's graded checks (the ones `minios-lab grade` runs) on your
+# that your own copy (made by `minios-lab start`, see chapter 00) leaves
+# for you to write. For each region, its task comes first: what to write,
+# the difficulty, the points and what the grader checks. The cell after it
+# runs that region's graded checks (the ones `make grade` runs) on your
 # kernel's host build, and prints GOOD or BAD.
 
 # %%
 from minios_lab.classroom.grading import check_region
+from minios_lab.classroom.tasks import show_task
+show_task("ring-put")
+
+# %%
 check_region("ring-put")
 
 # %%
+show_task("ring-wait")
+
+# %%
 check_region("ring-wait")
+
+# %% [markdown]
+# ## Further reading
+#
+# * `xen/io/console.h` and `xen/io/ring.h`: the console ring and the
+#   general ring macros of the other split drivers (block, network).
+# * Xen's `tools/console/daemon/io.c`: xenconsoled's side of the ring.
+# * Linux, `drivers/tty/hvc/hvc_xen.c`: the same driver in Linux.
 
 # %% [markdown]
 # ## What you learned
@@ -403,10 +455,3 @@ check_region("ring-wait")
 #   (`mb()`), and only ever write your own index; check the other side's.
 # * A full ring makes the writer wait; notifying again before each wait
 #   makes a lost notification cost time, never text.
-#
-# ## Further reading
-#
-# * `xen/io/console.h` and `xen/io/ring.h`: the console ring and the
-#   general ring macros of the other split drivers (block, network).
-# * Xen's `tools/console/daemon/io.c`: xenconsoled's side of the ring.
-# * Linux, `drivers/tty/hvc/hvc_xen.c`: the same driver in Linux.
