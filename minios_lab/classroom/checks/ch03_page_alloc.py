@@ -53,6 +53,5 @@ def selftest(ctx: Context) -> None:
 
 
 guest_check("03", "split_chunk", 5,
-            "the guest's allocator passes on real Xen",
-            "mm",
+            "the guest's allocator passes on real Xen", "mm",
             (r"^mm: selftest PASS$", "mm_selftest() in the guest"))

@@ -43,6 +43,5 @@ def merge(ctx: Context) -> None:
 
 
 guest_check("04", "merge_neighbours", 5,
-            "xmalloc's self-test passes on real Xen",
-            "mm",
+            "xmalloc's self-test passes on real Xen", "mm",
             (r"^xmalloc: selftest PASS$", "xmalloc in the guest"))

@@ -38,8 +38,7 @@ def new_tables(ctx: Context) -> None:
 
 
 guest_check("05", "new_table", 5,
-            "the guest maps all memory on real Xen",
-            "pagetables",
+            "the guest maps all memory on real Xen", "pagetables",
             (r"pages mapped (\d+) of \1 ", "all pages mapped"),
             (r"alias of pfn \S+ at 0x8000000000: written, read back, "
              r"unmapped", "a mapping above 512 GiB"))

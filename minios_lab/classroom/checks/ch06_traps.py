@@ -33,8 +33,7 @@ def table(ctx: Context) -> None:
 
 
 guest_check("06", "fill_trap_info", 5,
-            "int3 taken and resumed on real Xen",
-            "traps",
+            "int3 taken and resumed on real Xen", "traps",
             (r"^traps: demo int3: PASS$", "the int3 demo"))
 
 
@@ -54,8 +53,7 @@ def fixup(ctx: Context) -> None:
 
 
 guest_check("06", "recover_or_die", 5,
-            "ud2 and divide recovered on real Xen",
-            "traps",
+            "ud2 and divide recovered on real Xen", "traps",
             (r"^traps: demo ud2: PASS$", "the ud2 demo"),
             (r"^traps: demo divide: PASS$", "the divide demo"))
 
@@ -71,6 +69,5 @@ def page_fault(ctx: Context) -> None:
 
 
 guest_check("06", "do_page_fault", 5,
-            "page fault recovered on real Xen",
-            "traps",
+            "page fault recovered on real Xen", "traps",
             (r"^traps: demo pagefault: PASS$", "the page fault demo"))

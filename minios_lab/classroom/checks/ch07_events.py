@@ -46,11 +46,17 @@ def upcall(ctx: Context) -> None:
         raise CheckFailed("a second return to the guest delivered again")
 
 
-@check("07", "scan_word", 5, "a handler runs once, masked ports wait")
-def deliver(ctx: Context) -> None:
+def _with_70_waiting(ctx: Context):
+    """Events with port 70 masked and raised: it must wait."""
     ev = _events(ctx)
     ev.mask(70)
     ev.raise_event(70)
+    return ev
+
+
+@check("07", "scan_word", 5, "a handler runs once, masked ports wait")
+def deliver(ctx: Context) -> None:
+    ev = _with_70_waiting(ctx)
     ev.raise_event(3)
     got = _ports(ev.deliver())
     if got != [3]:
@@ -61,9 +67,7 @@ def deliver(ctx: Context) -> None:
 
 @check("07", "unmask_evtchn", 5, "unmasking delivers what waited, once")
 def unmask(ctx: Context) -> None:
-    ev = _events(ctx)
-    ev.mask(70)
-    ev.raise_event(70)
+    ev = _with_70_waiting(ctx)
     ev.deliver()
     ev.unmask(70)
     ev.deliver()
@@ -74,8 +78,7 @@ def unmask(ctx: Context) -> None:
 
 
 guest_check("07", "unmask_evtchn", 5,
-            "unmask delivers on real Xen",
-            "events",
+            "unmask delivers on real Xen", "events",
             (r"^events: PASS unmask: A's handler ran 1 time",
              "unmask in the guest"))
 
@@ -94,7 +97,6 @@ def enable(ctx: Context) -> None:
 
 
 guest_check("07", "local_irq_enable", 5,
-            "events held and delivered on real Xen",
-            "events",
+            "events held and delivered on real Xen", "events",
             (r"^events: PASS enable: B's handler ran 1 time",
              "enable in the guest"))

@@ -31,8 +31,7 @@ def scale(ctx: Context) -> None:
 
 # Only the count: how late ticks come depends on the host's load.
 guest_check("08", "scale_delta", 5,
-            "every timer tick counted on real Xen",
-            "time",
+            "every timer tick counted on real Xen", "time",
             (r"^time: PASS 100 of 100 ticks counted$", "ticks"),
             cmdline="tick_us=1000 ticks=100")
 
@@ -63,8 +62,7 @@ def torn(ctx: Context) -> None:
 
 
 guest_check("08", "read_time_info", 5,
-            "monotonic time on real Xen",
-            "time",
+            "monotonic time on real Xen", "time",
             (r"^time: PASS monotonic_clock\(\) never went back",
              "monotonic clock"))
 
