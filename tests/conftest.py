@@ -64,6 +64,12 @@ def guest_image() -> Path:
     return build_image()
 
 
+@pytest.fixture
+def image(guest_image: Path) -> Path:
+    """The guest image, for tests that boot it or read its symbols."""
+    return guest_image
+
+
 @pytest.fixture(scope="session")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of this test run, shared by its xdist workers."""

@@ -28,11 +28,6 @@ def _tools_or_fail() -> None:
     toolchain.xen_include_dir()
 
 
-@pytest.fixture(scope="module")
-def image(guest_image: Path) -> Path:
-    return guest_image
-
-
 def _boot(cmdline: str = "", **kwargs) -> BootResult:
     kwargs.setdefault("timeout", 60)
     return boot(cmdline, build=False, **kwargs)

@@ -16,11 +16,6 @@ from minios_lab.pagetable import (RW, Step, Walk, parse_guest_report,
 SIZES = [32, 64, 256]
 
 
-@pytest.fixture(scope="module")
-def image(guest_image) -> None:
-    return guest_image
-
-
 @pytest.fixture(scope="module", params=SIZES, ids=[f"{m}MiB" for m in SIZES])
 def booted(request, shared_boot) -> tuple[int, BootResult, dict[str, Any]]:
     result = shared_boot("", request.param)

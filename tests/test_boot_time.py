@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
-
 from minios_lab.guest.boot import BootResult, boot
 from minios_lab.time import TimeReport, parse_time_section
 
@@ -21,11 +19,6 @@ from minios_lab.time import TimeReport, parse_time_section
 # for that last tick, and still catches ticks that come at the wrong rate
 # (a unit mix-up in ns/us, or ticks skipped) by a wide margin.
 MEAN_TOLERANCE = 0.25
-
-
-@pytest.fixture(scope="module")
-def image(guest_image) -> Path:
-    return guest_image
 
 
 def _boot(image: Path, cmdline: str) -> tuple[BootResult, TimeReport]:

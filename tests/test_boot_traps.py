@@ -18,11 +18,6 @@ DEMOS = {"int3", "ud2", "divide", "pagefault", "eventmask"}
 
 
 @pytest.fixture(scope="module")
-def image(guest_image) -> Path:
-    return guest_image
-
-
-@pytest.fixture(scope="module")
 def normal(shared_boot) -> BootResult:
     return shared_boot("")
 

@@ -74,11 +74,6 @@ def _assert_guest_page_fault(result: BootResult, cr2: int, fault: str,
 
 
 @pytest.fixture(scope="module")
-def image(guest_image) -> Path:
-    return guest_image
-
-
-@pytest.fixture(scope="module")
 def null_read(shared_boot) -> BootResult:
     return shared_boot("crash=null")
 
