@@ -12,6 +12,7 @@
 #include <minios/types.h>
 
 /* cffi: begin */
+
 struct panic_info {
     const char *file;
     int line;

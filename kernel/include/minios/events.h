@@ -29,6 +29,7 @@ struct pt_regs;
 #define NR_EVTCHN_WORDS (NR_EVTCHN_PORTS / EVTCHN_WORD_BITS)
 
 /* cffi: begin */
+
 typedef void (*evtchn_handler_t)(evtchn_port_t port, struct pt_regs *regs,
                                  void *data);
 

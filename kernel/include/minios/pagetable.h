@@ -59,6 +59,7 @@ typedef uint64_t pgentry_t;
 #define BOOTSTRAP_PADDING (512UL << 10)
 
 /* cffi: begin */
+
 static inline unsigned int pt_index(unsigned long va, int level)
 {
     return (va >> (PAGE_SHIFT + PT_INDEX_BITS * (level - 1))) &

@@ -11,6 +11,7 @@
 #include <minios/types.h>
 
 /* cffi: begin */
+
 __attribute__((format(printf, 3, 0))) int
 vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 __attribute__((format(printf, 3, 4))) int snprintf(char *buf, size_t size,

@@ -16,6 +16,7 @@
 #define BOOT_ERROR_MAX 128
 
 /* cffi: begin */
+
 struct boot_arg {
     char key[BOOT_ARG_KEY_MAX];
     char value[BOOT_ARG_VALUE_MAX];

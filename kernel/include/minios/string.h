@@ -8,6 +8,7 @@
 #include <minios/types.h>
 
 /* cffi: begin */
+
 size_t strlen(const char *s);
 size_t strnlen(const char *s, size_t max);
 int strcmp(const char *a, const char *b);
