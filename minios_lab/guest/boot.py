@@ -40,12 +40,11 @@ import minios_lab
 import argparse
 import fcntl
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -58,6 +57,10 @@ from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport, Symbols
                     load_symbols, make_crash_report)
 from minios_lab.errors import MiniosLabError
 from minios_lab.guest.dom0 import DOM0_PREFIX
+from minios_lab.guest.domu import DOMU_TIMEOUT, boot_domu
+from minios_lab.guest.result import (CHAPTER_RE, RESULT_RE,  # noqa: F401
+                                     XEN_VERSION_RE, BootResult, BuildError,
+                                     result_line, xen_version)
 
 REPO_DIR = minios_lab.REPO_DIR
 KERNEL_DIR = REPO_DIR / "kernel"
@@ -65,16 +68,7 @@ XEN_MEMORY_MB = 192        # QEMU RAM on top of dom0's, for Xen itself
 BUILD_TIMEOUT = 300.0      # seconds for `make -C kernel`
 REAP_TIMEOUT = qemu_proc.REAP_TIMEOUT
 
-RESULT_RE = re.compile(r"RESULT: (\w+)")
-XEN_VERSION_RE = re.compile(r"^\(XEN\) Xen version (\d+\.\d+\.\S+)")
-CHAPTER_RE = re.compile(r"^chapter (\w+): (PASS|FAIL)$")
 
-
-class BuildError(MiniosLabError):
-    """``make -C kernel`` failed; the message is make's output."""
-
-
-# --- building ----------------------------------------------------------------
 
 def image_path(kernel_dir: Path = KERNEL_DIR) -> Path:
     return kernel_dir / "build" / "minios.elf"
@@ -130,113 +124,6 @@ def qemu_command(elf: Path, cmdline: str, memory_mb: int,
     ]
 
 
-# --- the result --------------------------------------------------------------
-
-@dataclass(repr=False)
-class BootResult:
-    """Everything a boot produced. ``str()`` is a one-line summary,
-    ``report()`` a readable account."""
-
-    outcome: str                  # "shutdown", "crash", "timeout", "error"
-    lines: list[str]              # the whole console, in order
-    guest_lines: list[str]        # what the guest printed
-    xen_lines: list[str]          # what Xen printed
-    elapsed: float                # seconds, QEMU start to QEMU exit
-    returncode: Optional[int]     # QEMU's (negative: killed by a signal)
-    result_line: Optional[str] = None   # the guest's "RESULT: ..." line
-    crash: Optional[CrashReport] = None
-    shutdown_reason: Optional[str] = None  # "reboot" or "poweroff"
-    command: list[str] = field(default_factory=list)
-    qemu_stderr: str = ""
-    qemu_pid: Optional[int] = None   # already reaped: for checking only
-    xen_version: Optional[str] = None   # "4.17.5", from Xen's banner line
-
-    @property
-    def result(self) -> Optional[str]:
-        """SUCCESS, FAILURE, ... from the RESULT line, or None."""
-        match = RESULT_RE.search(self.result_line or "")
-        return match.group(1) if match else None
-
-    @property
-    def chapters(self) -> dict[str, str]:
-        """{chapter name: "PASS" or "FAIL"} from the guest's chapter lines."""
-        found = {}
-        for line in self.guest_lines:
-            match = CHAPTER_RE.match(line.strip())
-            if match:
-                found[match.group(1)] = match.group(2)
-        return found
-
-    @property
-    def opening(self) -> list[str]:
-        """The guest's lines before its first chapter: banner, start of day."""
-        lines = []
-        for line in self.guest_lines:
-            if line.startswith("== chapter "):
-                break
-            lines.append(line)
-        return lines
-
-    def section(self, chapter: str) -> list[str]:
-        """The guest lines of one chapter, between its header and verdict."""
-        lines, inside = [], False
-        for line in self.guest_lines:
-            if line.strip() == f"== chapter {chapter} ==":
-                inside = True
-            elif inside and CHAPTER_RE.match(line.strip()):
-                break
-            elif inside:
-                lines.append(line)
-        return lines
-
-    @property
-    def succeeded(self) -> bool:
-        return self.outcome == "shutdown" and self.result == "SUCCESS"
-
-    def __str__(self) -> str:
-        parts = [f"boot: {self.outcome}"]
-        if self.shutdown_reason:
-            parts[0] += f" ({self.shutdown_reason})"
-        parts.append(f"{self.elapsed:.2f} s")
-        parts.append(f"{len(self.guest_lines)} guest lines")
-        if self.result_line:
-            parts.append(self.result_line.strip())
-        if self.crash:
-            parts.append(str(self.crash))
-        if self.outcome == "error":
-            parts.append(self._qemu_said())
-        return ", ".join(parts)
-
-    def _qemu_said(self) -> str:
-        said = " ".join(self.qemu_stderr.split()) or "nothing on stderr"
-        if self.returncode is None:
-            return f"QEMU did not start: {said}"
-        return f"QEMU exited with status {self.returncode} and no output " \
-               f"from Xen; it said: {said}"
-
-    def __repr__(self) -> str:
-        return f"<BootResult {self}>"
-
-    def report(self) -> str:
-        out = [str(self)]
-        if self.xen_version:
-            out.append(f"Xen version {self.xen_version}")
-        out.append("guest console:")
-        out += [f"  {line}" for line in self.guest_lines] or ["  (nothing)"]
-        if self.crash:
-            out += ["crash:", self.crash.report(), "Xen's report:"]
-            out += [f"  {line}" for line in self.crash.dump]
-        if self.outcome == "timeout":
-            out += ["last console lines:"]
-            out += [f"  {line}" for line in self.lines[-LAST_LINES:]]
-        if self.outcome == "error":
-            out += [f"QEMU exited with status {self.returncode}; it said:",
-                    self.qemu_stderr.rstrip() or "  (nothing)"]
-        return "\n".join(out)
-
-
-# --- running QEMU ------------------------------------------------------------
-
 @dataclass
 class _Run:
     console: ConsoleWatch
@@ -274,23 +161,6 @@ def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
     return _Run(console, ended, proc.returncode, err, elapsed, proc.pid)
 
 
-def _result_line(guest: list[str]) -> Optional[str]:
-    for line in reversed(guest):
-        if RESULT_RE.search(line):
-            return line
-    return None
-
-
-def _xen_version(xen_lines: list[str]) -> Optional[str]:
-    """"4.17.5" from Xen's banner, "(XEN) Xen version 4.17.5 (Debian...".
-    """
-    for line in xen_lines[:40]:
-        match = XEN_VERSION_RE.match(line)
-        if match:
-            return match.group(1)
-    return None
-
-
 def _crash_kind(console: ConsoleWatch) -> str:
     if any("Panic on CPU" in line for line in console.xen):
         return "xen panic"
@@ -302,9 +172,9 @@ def _make_result(cmd: list[str], elf: Path, run: _Run) -> BootResult:
     outcome = outcome_of(console, run.ended)
     result = BootResult(outcome, console.lines, console.guest, console.xen,
                         run.elapsed, run.returncode,
-                        _result_line(console.guest), command=cmd,
+                        result_line(console.guest), command=cmd,
                         qemu_stderr=run.stderr, qemu_pid=run.pid)
-    result.xen_version = _xen_version(console.xen)
+    result.xen_version = xen_version(console.xen)
     if outcome == "shutdown":
         result.shutdown_reason = console.event
     if outcome == "crash":
@@ -352,7 +222,6 @@ def boot(cmdline: str = "", memory_mb: int = 64,
     _check_boot_arguments(cmdline, memory_mb, timeout)
     elf = build_image(kernel_dir) if build else image_path(kernel_dir)
     if domu:
-        from minios_lab.guest.domu import boot_domu   # it imports this module
         return boot_domu(elf, cmdline, memory_mb, timeout, xen_args, echo,
                          kernel_dir)
     cmd = qemu_command(elf, cmdline, memory_mb, xen_args)
@@ -376,7 +245,6 @@ NO_TIMEOUT = 365 * 24 * 3600.0
 CLI_TIMEOUT = 30.0   # the default limit of a boot that ends by itself
 # ... and of a domU's (about 11 s alone, three times that on a loaded
 # 2-core machine: Linux boots under software emulation first)
-DOMU_TIMEOUT = 120.0
 INTERRUPTED = 130    # exit status after Ctrl-C, as a shell reports SIGINT
 
 

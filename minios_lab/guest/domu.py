@@ -33,6 +33,8 @@ why. QEMU is started and always stopped as for dom0 (:mod:`qemu`).
 """
 from __future__ import annotations
 
+import minios_lab
+
 import re
 import subprocess
 import tempfile
@@ -45,13 +47,15 @@ from typing import Optional
 from minios_lab.build import toolchain
 from minios_lab.guest import dom0 as dom0_builder
 from minios_lab.guest import qemu as qemu_proc
-from minios_lab.guest.boot import (DOMU_TIMEOUT, KERNEL_DIR, BootResult,
-                                   BuildError, _result_line, _xen_version)
+from minios_lab.guest.result import (BootResult, BuildError, result_line,
+                                     xen_version)
 from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
                                       drain_into, pump, split_console_line)
 from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport,
                                     load_symbols, make_crash_report)
 
+DOMU_TIMEOUT = 120.0       # seconds: a domU boot with its dom0 (about 11 s)
+KERNEL_DIR = minios_lab.KERNEL_DIR
 QEMU_MEMORY_MB = 1536
 DOM0_CMDLINE = "console=hvc0 quiet"
 XEN_ARGS = ("console=com1", "dom0_mem=512M,max:512M", "dom0_max_vcpus=1",
@@ -267,9 +271,9 @@ def _make_result(cmd: list[str], elf: Path, run: _Run) -> DomuBootResult:
     outcome, problem = _outcome(run)
     result = DomuBootResult(
         outcome, console.lines, console.guest, console.xen, run.elapsed,
-        run.returncode, _result_line(console.guest), command=cmd,
+        run.returncode, result_line(console.guest), command=cmd,
         qemu_stderr=run.stderr, qemu_pid=run.pid,
-        xen_version=_xen_version(console.xen), dom0_lines=console.dom0,
+        xen_version=xen_version(console.xen), dom0_lines=console.dom0,
         problem=problem)
     if outcome == "shutdown":
         result.shutdown_reason = REASONS.get(console.reason or 0,
