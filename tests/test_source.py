@@ -43,4 +43,4 @@ def test_missing_names_and_files_are_clear_errors():
 
 
 def test_file_comment():
-    assert file_comment("console.c").startswith("Console output for a PV dom0.")
+    assert file_comment("console.c").startswith("Console output: printk() and the back-end")

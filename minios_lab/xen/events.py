@@ -52,8 +52,14 @@ def port_bit(port: int) -> tuple[int, int]:
 
 def bits_to_ports(words: list[int]) -> list[int]:
     """The ports whose bits are set in a 2-level bitmap, lowest first."""
-    return [w * WORD_BITS + b for w, word in enumerate(words)
-            for b in range(WORD_BITS) if word >> b & 1]
+    ports = []
+    for w, word in enumerate(words):
+        word = int(word)
+        while word:                     # only the set bits, lowest first
+            low = word & -word
+            ports.append(w * WORD_BITS + low.bit_length() - 1)
+            word ^= low
+    return ports
 
 
 @dataclass
