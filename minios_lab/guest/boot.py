@@ -42,20 +42,17 @@ import fcntl
 import os
 import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from minios_lab.guest import qemu as qemu_proc
-
 from minios_lab.build import toolchain
-from minios_lab.guest.console import (ConsoleWatch, Echo, drain_into,  # noqa: F401
-                            outcome_of, pump, split_console_line)
-from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport, Symbols,  # noqa: F401
-                    load_symbols, make_crash_report)
 from minios_lab.errors import MiniosLabError
+from minios_lab.guest import qemu as qemu_proc
+from minios_lab.guest.console import (ConsoleWatch, Echo,  # noqa: F401
+                                      outcome_of, split_console_line)
+from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX,  # noqa: F401
+                                    CrashReport, Symbols, load_symbols,
+                                    make_crash_report)
 from minios_lab.guest.dom0 import DOM0_PREFIX
 from minios_lab.guest.domu import DOMU_TIMEOUT, boot_domu
 from minios_lab.guest.result import (CHAPTER_RE, RESULT_RE,  # noqa: F401
@@ -124,50 +121,13 @@ def qemu_command(elf: Path, cmdline: str, memory_mb: int,
     ]
 
 
-@dataclass
-class _Run:
-    console: ConsoleWatch
-    ended: bool                   # QEMU's output ended by itself
-    returncode: Optional[int]
-    stderr: str
-    elapsed: float
-    pid: int
-
-
-def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
-    """Run QEMU until the boot is over; it is always dead on return. Runs
-    in the caller's thread, which must be the one that started QEMU (see
-    qemu_proc: QEMU dies when that thread ends)."""
-    console = ConsoleWatch(echo)
-    start = time.monotonic()
-    proc = qemu_proc.spawn(cmd, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr: list[bytes] = []
-    drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
-                             daemon=True)
-    drain.start()
-    try:
-        ended = pump(proc, console, start + timeout)
-        if ended:
-            try:
-                proc.wait(timeout=REAP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-    finally:
-        qemu_proc.stop(proc)
-    elapsed = time.monotonic() - start
-    drain.join(timeout=REAP_TIMEOUT)
-    err = b"".join(stderr).decode("utf-8", errors="replace")
-    return _Run(console, ended, proc.returncode, err, elapsed, proc.pid)
-
-
 def _crash_kind(console: ConsoleWatch) -> str:
     if any("Panic on CPU" in line for line in console.xen):
         return "xen panic"
     return "dom0 crash" if console.event == "crash" else "reset"
 
 
-def _make_result(cmd: list[str], elf: Path, run: _Run) -> BootResult:
+def _make_result(cmd: list[str], elf: Path, run: qemu_proc.QemuRun) -> BootResult:
     console = run.console
     outcome = outcome_of(console, run.ended)
     result = BootResult(outcome, console.lines, console.guest, console.xen,
@@ -226,7 +186,7 @@ def boot(cmdline: str = "", memory_mb: int = 64,
                          kernel_dir)
     cmd = qemu_command(elf, cmdline, memory_mb, xen_args)
     try:
-        run = _run_qemu(cmd, timeout, echo)
+        run = qemu_proc.run(cmd, timeout, ConsoleWatch(echo))
     except OSError as err:
         return BootResult("error", [], [], [], 0.0, None, command=cmd,
                           qemu_stderr=f"cannot start QEMU: {err}")

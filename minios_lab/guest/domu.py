@@ -36,9 +36,7 @@ from __future__ import annotations
 import minios_lab
 
 import re
-import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +48,7 @@ from minios_lab.guest import qemu as qemu_proc
 from minios_lab.guest.result import (BootResult, BuildError, result_line,
                                      xen_version)
 from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
-                                      drain_into, pump, split_console_line)
+                                      split_console_line)
 from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport,
                                     load_symbols, make_crash_report)
 
@@ -71,6 +69,9 @@ REASONS = {0: "poweroff", 1: "reboot", 2: "suspend", 3: "crash",
            4: "watchdog", 5: "soft_reset"}
 CRASHED = 3
 BAD_CMDLINE_CHARS = '"\\\n'
+
+
+_Run = qemu_proc.QemuRun   # what one QEMU run gave (console: a DomuWatch)
 
 
 # --- the result --------------------------------------------------------------
@@ -200,42 +201,6 @@ def qemu_command(dom0: dom0_builder.Dom0, initrd: Path,
             "-append", " ".join([*XEN_ARGS, xen_args]).strip()]
 
 
-@dataclass
-class _Run:
-    console: DomuWatch
-    ended: bool
-    returncode: Optional[int]
-    stderr: str
-    elapsed: float
-    pid: int
-
-
-def _run_qemu(cmd: list[str], timeout: float, echo: Echo) -> _Run:
-    """As boot's: QEMU started, watched and always stopped in the caller's
-    thread (qemu_proc's guard 1)."""
-    console = DomuWatch(echo)
-    start = time.monotonic()
-    proc = qemu_proc.spawn(cmd, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr: list[bytes] = []
-    drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
-                             daemon=True)
-    drain.start()
-    try:
-        ended = pump(proc, console, start + timeout)   # type: ignore[arg-type]
-        if ended:
-            try:
-                proc.wait(timeout=qemu_proc.REAP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-    finally:
-        qemu_proc.stop(proc)
-    elapsed = time.monotonic() - start
-    drain.join(timeout=qemu_proc.REAP_TIMEOUT)
-    err = b"".join(stderr).decode("utf-8", errors="replace")
-    return _Run(console, ended, proc.returncode, err, elapsed, proc.pid)
-
-
 # --- the result --------------------------------------------------------------
 
 def _dom0_said(console: DomuWatch, count: int = 4) -> str:
@@ -324,7 +289,7 @@ def boot_domu(elf: Path, cmdline: str = "", memory_mb: int = 64,
                                              memory_mb, Path(tmp))
         cmd = qemu_command(dom0, initrd, xen_args)
         try:
-            run = _run_qemu(cmd, timeout, echo)
+            run = qemu_proc.run(cmd, timeout, DomuWatch(echo))
         except OSError as err:
             return DomuBootResult("error", [], [], [], 0.0, None,
                                   command=cmd, qemu_stderr=f"cannot start "

@@ -35,6 +35,9 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
@@ -188,3 +191,43 @@ def stop(proc: subprocess.Popen) -> None:
     pid_file = getattr(proc, "pid_file", None)
     if pid_file is not None:
         pid_file.unlink(missing_ok=True)
+
+
+@dataclass
+class QemuRun:
+    """One QEMU run: what its console watch saw, and how it ended."""
+
+    console: Any                  # the watch the serial lines went through
+    ended: bool                   # QEMU's output ended by itself
+    returncode: Optional[int]
+    stderr: str
+    elapsed: float
+    pid: int
+
+
+def run(cmd: list[str], timeout: float, console: Any) -> QemuRun:
+    """Run QEMU until its serial output ends or `timeout` s pass, feeding
+    each line to `console` (a guest.console watch); QEMU is always dead on
+    return. Runs in the caller's thread, which must be the one that started
+    QEMU (guard 1 above: QEMU dies when that thread ends)."""
+    from minios_lab.guest.console import drain_into, pump
+    start = time.monotonic()
+    proc = spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE)
+    stderr: list[bytes] = []
+    drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
+                             daemon=True)
+    drain.start()
+    try:
+        ended = pump(proc, console, start + timeout)
+        if ended:
+            try:
+                proc.wait(timeout=REAP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        stop(proc)
+    elapsed = time.monotonic() - start
+    drain.join(timeout=REAP_TIMEOUT)
+    err = b"".join(stderr).decode("utf-8", errors="replace")
+    return QemuRun(console, ended, proc.returncode, err, elapsed, proc.pid)
