@@ -7,7 +7,10 @@
 # virtual environment in .venv, then `minios-lab setup` fetches the Xen
 # hypervisor and Xen's headers. A step that fails leaves nothing half-made.
 
-PYTHON ?= python3
+# Debian's own Python: python3-venv and python3-dev (installed by sysdeps)
+# belong to it, and the stored notebooks record its version, so JupyterLab
+# finds nothing to rewrite when a learner on Debian 12 opens one.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -68,6 +71,8 @@ system: ## install the Debian packages the kit needs (root or sudo)
 
 setup: ## set up .venv, the Python packages, Xen and its headers
 	@$(PYTHON) -m minios_lab.build.sysdeps
+	@[ ! -x $(BIN)/python ] || [ "$$($(BIN)/python -c 'import sys; print(sys.version)')" = "$$($(PYTHON) -c 'import sys; print(sys.version)')" ] || { \
+	  echo "minios-lab: $(VENV) was made by another Python than $(PYTHON); making it again"; rm -rf $(VENV); }
 	@$(MAKE) --no-print-directory $(STAMP)
 	$(BIN)/minios-lab setup
 
