@@ -290,12 +290,7 @@ class PageTables:
         return self.xen.nr_pages
 
     def pfn_to_mfn(self, pfn: int) -> int:
-        if isinstance(pfn, bool) or not isinstance(pfn, int):
-            raise TypeError(f"pfn must be an integer, not "
-                            f"{type(pfn).__name__}")
-        if not 0 <= pfn < self.xen.nr_pages:
-            raise ValueError(f"pfn must be 0 .. {self.xen.nr_pages - 1}, "
-                             f"not {pfn}")
+        checked_int(pfn, "pfn", 0, self.xen.nr_pages - 1)
         return int(self.xen.p2m[pfn])
 
     def stats(self) -> dict[str, int]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minios_lab.errors import KernelPanic
+from minios_lab.errors import KernelPanic, checked_int
 from minios_lab.xen.hypervisor import Hypervisor
 from minios_lab.build.units import load
 
@@ -223,11 +223,7 @@ class Traps:
                   events_enabled: bool = True, **registers: int) -> Any:
         """A struct pt_regs as entry.S leaves it for this exception."""
         regs = self.ffi.new("struct pt_regs *")
-        if isinstance(vector, bool) or not isinstance(vector, int):
-            raise TypeError(f"vector must be an integer, not "
-                            f"{type(vector).__name__}")
-        if not 0 <= vector <= 255:
-            raise ValueError(f"vector must be 0 .. 255, not {vector}")
+        checked_int(vector, "vector", 0, 255)
         if error_code is not None and not self.has_error_code(vector):
             raise ValueError(f"vector {vector} has no error code")
         _store(regs, "vector", vector)

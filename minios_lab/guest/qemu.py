@@ -34,11 +34,13 @@ import ctypes
 import os
 import signal
 import subprocess
-from pathlib import Path
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
+
+from minios_lab.guest.console import drain_into, pump
 
 PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
 REAP_TIMEOUT = 5.0            # a SIGKILLed QEMU is gone within this
@@ -210,7 +212,6 @@ def run(cmd: list[str], timeout: float, console: Any) -> QemuRun:
     each line to `console` (a guest.console watch); QEMU is always dead on
     return. Runs in the caller's thread, which must be the one that started
     QEMU (guard 1 above: QEMU dies when that thread ends)."""
-    from minios_lab.guest.console import drain_into, pump
     start = time.monotonic()
     proc = spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                  stderr=subprocess.PIPE)

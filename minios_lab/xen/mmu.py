@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minios_lab.errors import checked_int
 from minios_lab.xen.hypervisor import Hypervisor
 
 PAGE_SHIFT = 12
@@ -182,13 +183,8 @@ class XenMMU(Hypervisor):
     def __init__(self, nr_pages: int, seed: int = 0, run: int = 16,
                  kernel_end: int = KERNEL_END):
         super().__init__()
-        if isinstance(nr_pages, bool) or not isinstance(nr_pages, int):
-            raise TypeError(f"nr_pages must be an integer, not "
-                            f"{type(nr_pages).__name__}")
-        if not 0 < nr_pages <= MAX_PAGES:
-            raise ValueError(f"nr_pages must be 1 .. {MAX_PAGES} "
-                             f"({MAX_PAGES >> 8} MiB), not {nr_pages}")
-        self.nr_pages = nr_pages
+        self.nr_pages = checked_int(nr_pages, "nr_pages", 1, MAX_PAGES,
+                                    f" ({MAX_PAGES >> 8} MiB)")
         self.layout = xen_bootstrap(nr_pages, kernel_end)
         self.memory = mmap.mmap(-1, nr_pages * PAGE_SIZE)
         self.words = np.frombuffer(self.memory, dtype=np.uint64)
