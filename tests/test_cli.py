@@ -78,3 +78,18 @@ def test_doctor_with_broken_tools_reports_and_never_crashes(tmp_path):
                    "MISSING cache dir writable", "fix: unset MINIOS_XEN",
                    "fix: set MINIOS_LAB_CACHE"):
         assert needle in proc.stdout, proc.stdout
+
+
+def test_cli_and_grader_worker_start_without_the_notebook_stack():
+    """nbformat (with jsonschema's format checkers) takes about a second to
+    import; the CLI and every grader worker, started once per crashed
+    check, must not pay it. Only hand-outs of notebooks need it."""
+    code = ("import sys, minios_lab.cli, minios_lab.classroom.runner, "
+            "minios_lab.classroom.grading\n"
+            "from minios_lab.classroom import checking\n"
+            "checking.load_checks()\n"
+            "print(sorted(m for m in ('nbformat', 'jsonschema', 'matplotlib')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -32,10 +32,12 @@ import textwrap
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from minios_lab.classroom.course import CHAPTERS, Chapter, chapter_by_number, statements
+
+if TYPE_CHECKING:       # nbformat takes ~1 s to import (its JSON schema
+    import nbformat     # checkers): only the hand-out's notebooks need it
 
 REPO_DIR = minios_lab.REPO_DIR
 
@@ -213,6 +215,7 @@ def strip_notebook(path: Path, secrets: frozenset[str] = frozenset(),
     """A hand-out notebook: solution cells stubbed; outputs cleared where
     they would give an answer away (a solution cell, a stored verdict, or
     any output that shows a line of a solution region, `secrets`)."""
+    import nbformat
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -326,6 +329,7 @@ def make_assignment(out_dir: Path, chapters: list[str] | None = None,
             removed += c_regions(src, rel)
             dst.write_text(strip_c(src.read_text(), rel, statements=texts))
         elif rel.endswith(".ipynb") and (rel in notebook_files or secrets):
+            import nbformat
             nbformat.write(strip_notebook(src, secrets,
                                           rel in notebook_files), dst)
         elif rel in notebook_files and rel.endswith(".py"):
