@@ -170,8 +170,8 @@ def boot(cmdline: str = "", memory_mb: int = 64,
     """Build (if asked) and boot the guest; return what happened.
 
     cmdline is the guest's command line, memory_mb its memory (dom0_mem),
-    timeout the limit in seconds for the whole boot (default 30 s, and
-    DOMU_TIMEOUT for a domU); xen_args are added to Xen's command line;
+    timeout the limit in seconds for the whole boot (default 30 s; for a
+    domU, DOMU_TIMEOUT, counted once its dom0 is ready); xen_args are added to Xen's command line;
     echo, if given, is called with each console line as it arrives. domu runs the guest as an unprivileged domain instead, with
     `xl create -c kernel/domain_config` beside a Linux dom0
     (:mod:`minios_lab.guest.domu`: about 11 s; the result also has
@@ -223,7 +223,8 @@ def _parse_boot_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds before the boot is stopped (default: "
                         f"none while the guest runs on, {CLI_TIMEOUT:g} "
-                        f"({DOMU_TIMEOUT:g} with --domu) "
+                        f"({DOMU_TIMEOUT:g} with --domu, from when the "
+                        "dom0 is ready) "
                         "with --once)")
     parser.add_argument("--once", action="store_true",
                         help=f"do not add {FOREVER_WORD}: the guest shuts "

@@ -27,7 +27,10 @@ The end is read from xl's log, which says "Domain 1 has shut down, reason
 code N": 0 poweroff, 1 reboot (outcome "shutdown"), 3 crash (outcome
 "crash": a panic, or Xen killing the domain with its "d1v0 Unhandled"
 register dump; the report is made as for dom0, by :mod:`crash`).
-No reason before the deadline is a "timeout"; a dom0 that fails (xl
+The time limit is the guest's: ``timeout`` seconds counted from when the
+dom0's toolstack is ready, so a slow dom0 start on a busy machine does not
+eat into it (the dom0 itself has DOM0_START_LIMIT seconds for that). No
+reason before the deadline is a "timeout"; a dom0 that fails (xl
 refuses the configuration, Linux or Xen crashes) is an "error" that says
 why. QEMU is started and always stopped as for dom0 (:mod:`qemu`).
 """
@@ -52,7 +55,8 @@ from minios_lab.guest.console import (CRASH_GRACE, REBOOT_GRACE, Echo,
 from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport,
                                     load_symbols, make_crash_report)
 
-DOMU_TIMEOUT = 120.0       # seconds: a domU boot with its dom0 (about 11 s)
+DOMU_TIMEOUT = 120.0       # seconds the guest may run (the full guest: ~3 s)
+DOM0_START_LIMIT = 300.0   # seconds for the dom0 to be ready (about 7 s)
 KERNEL_DIR = minios_lab.KERNEL_DIR
 QEMU_MEMORY_MB = 1536
 DOM0_CMDLINE = "console=hvc0 quiet"
@@ -104,15 +108,17 @@ class DomuWatch:
     """Sorts the serial line into Xen's, the guest's and the dom0's lines
     and reads the end of the run (see the module's docstring)."""
 
-    def __init__(self, echo: Echo):
+    def __init__(self, echo: Echo, guest_timeout: Optional[float] = None):
         self.echo = echo
+        self.guest_timeout = guest_timeout  # counted from `ready`
         self.lines: list[str] = []
         self.guest: list[str] = []
         self.xen: list[str] = []
         self.dom0: list[str] = []
         self.domu: list[str] = []     # Xen's and the guest's while the
                                       # guest runs (for a crash report)
-        self.ready = False
+        self.ready = False                # the dom0's toolstack is up
+        self.ready_time = 0.0
         self.reason: Optional[int] = None
         self.xl_status: Optional[int] = None
         self.event: Optional[str] = None  # "poweroff", "xen panic",
@@ -146,7 +152,7 @@ class DomuWatch:
         shutdown = SHUTDOWN_RE.search(text)
         status = XL_STATUS_RE.search(text)
         if text.startswith(READY):
-            self.ready = True
+            self.ready, self.ready_time = True, time.monotonic()
         elif shutdown and self.reason is None:
             self.reason = int(shutdown.group(2))
         elif status:
@@ -169,6 +175,8 @@ class DomuWatch:
         self.event_time = time.monotonic()
 
     def wait_until(self, deadline: float) -> float:
+        if self.ready and self.guest_timeout is not None:
+            deadline = min(deadline, self.ready_time + self.guest_timeout)
         if self.event == "poweroff":
             return min(deadline, self.event_time + REBOOT_GRACE)
         if self.event is not None:
@@ -289,7 +297,8 @@ def boot_domu(elf: Path, cmdline: str = "", memory_mb: int = 64,
                                              memory_mb, Path(tmp))
         cmd = qemu_command(dom0, initrd, xen_args)
         try:
-            run = qemu_proc.run(cmd, timeout, DomuWatch(echo))
+            run = qemu_proc.run(cmd, DOM0_START_LIMIT + timeout,
+                                DomuWatch(echo, timeout))
         except OSError as err:
             return DomuBootResult("error", [], [], [], 0.0, None,
                                   command=cmd, qemu_stderr=f"cannot start "
