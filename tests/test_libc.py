@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from conftest import edit
 from minios_lab import libc
-from minios_lab.libc import Libc, c_arguments, directives
+from minios_lab.libc import MAX_BUFFER, Libc, c_arguments, directives
 
 GLIBC_FFI = cffi.FFI()
 GLIBC_FFI.cdef("""
@@ -285,6 +285,13 @@ def test_huge_width_is_counted_without_being_written(k):
     # a '*' width of INT_MIN means '-' and the largest width there is
     n, buf = raw_snprintf(k.kernel.snprintf, k.ffi, 4, b"%*d", [-(2**31), 1])
     assert (n, buf) == (2**31 - 1, b"1  \0" + b"\xaa" * 4)
+
+
+def test_sprintf_refuses_to_make_gigabytes_of_text(k):
+    with pytest.raises(ValueError, match=r"would be 2147483647 bytes"):
+        k.sprintf("%*d", 2**31 - 1, 1)
+    assert k.sprintf("%*d", 5, 1) == "    1"      # the kernel is still fine
+    assert len(k.sprintf("%*d", MAX_BUFFER - 1, 1)) == MAX_BUFFER - 1
 
 
 # --- the Python face: argument types and errors ------------------------------

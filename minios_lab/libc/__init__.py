@@ -47,14 +47,13 @@ from typing import Any, Callable
 from minios_lab.build.units import load
 from minios_lab.errors import checked_int
 from minios_lab.libc.format import (KNOWN_CONVERSIONS, Directive, Text,  # noqa: F401
-                                    _to_bytes, c_arguments, call_snprintf,
+                                    MAX_BUFFER, _to_bytes, c_arguments,
+                                    call_snprintf,
                                     directives, glibc_sprintf,
                                     glibc_sprintf_bytes, parse_format)
 
 
 # --- the kernel's libc -------------------------------------------------------
-
-MAX_BUFFER = 1 << 24   # the largest buffer snprintf() makes for a test
 
 
 class Libc:

@@ -27,6 +27,7 @@ _UNSIGNED_TYPES = {"": "unsigned int", "hh": "unsigned int",
                    "h": "unsigned int", "l": "unsigned long",
                    "ll": "unsigned long long", "z": "size_t"}
 KNOWN_CONVERSIONS = "diuxXocsp%"
+MAX_BUFFER = 1 << 24   # the largest buffer Python makes for formatted text
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,10 @@ def call_snprintf(snprintf: Callable[..., int], ffi, fmt: Text,
     if length < 0:
         raise ValueError(f"snprintf returned {length}: the format was "
                          "refused, or the output is longer than INT_MAX")
+    if length >= MAX_BUFFER:
+        raise ValueError(f"the output would be {length} bytes; Python makes "
+                         f"buffers of fewer than {MAX_BUFFER} (snprintf(size,"
+                         f" ...) shows the length without the text)")
     buf = ffi.new("char[]", length + 1)
     written = snprintf(buf, length + 1, c_fmt, *c_args)
     if written != length:
