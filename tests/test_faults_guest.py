@@ -357,10 +357,7 @@ def test_a_boot_leaves_no_pid_file(plain: BootResult):
 # --- memory sizes ------------------------------------------------------------------
 
 def test_every_chapter_passes_at_4096_mib(image: Path):
-    # bootscrub=0: Xen need not clear 4 GiB of free RAM first (~4 s here);
-    # what is tested is the guest.
-    result = _boot("ticks=0", memory_mb=4096, timeout=240,
-                   xen_args="bootscrub=0")
+    result = _boot("ticks=0", memory_mb=4096, timeout=240)
     assert result.succeeded, result.report()
     assert list(result.chapters) == CHAPTERS
     assert set(result.chapters.values()) == {"PASS"}
