@@ -103,23 +103,24 @@ def made_once(folder: Path, key: str, make: Callable[[Path], T]) -> T:
 @pytest.fixture(scope="session")
 def shared_boot(guest_image: Path, run_folder: Path
                 ) -> Callable[..., "BootResult"]:
-    """shared_boot(cmdline, memory_mb=64): the result of booting the
-    session's guest image with that command line, booted once per test run
-    (across xdist workers too).
+    """shared_boot(cmdline, memory_mb=64, timeout=120): the result of
+    booting the session's guest image with that command line, booted once
+    per test run (across xdist workers too).
 
     Only for tests that read the result: the same BootResult (or, on
     another worker, a copy of it) goes to every test that asks for the same
     configuration. Never for tests that kill, interrupt, echo or time a boot.
     """
     from minios_lab.guest.boot import boot
-    cache: dict[tuple[str, int], "BootResult"] = {}
+    cache: dict[tuple[str, int, float], "BootResult"] = {}
 
-    def get(cmdline: str = "", memory_mb: int = 64) -> "BootResult":
-        key = (cmdline, memory_mb)
+    def get(cmdline: str = "", memory_mb: int = 64,
+            timeout: float = 120) -> "BootResult":
+        key = (cmdline, memory_mb, timeout)
         if key not in cache:
             cache[key] = made_once(
-                run_folder, f"boot {memory_mb} MiB: {cmdline}",
-                lambda _: boot(cmdline, memory_mb=memory_mb, timeout=120,
+                run_folder, f"boot {memory_mb} MiB {timeout:g} s: {cmdline}",
+                lambda _: boot(cmdline, memory_mb=memory_mb, timeout=timeout,
                                build=False))
         return cache[key]
     return get

@@ -125,12 +125,10 @@ def test_crash_names_the_faulting_function(shared_boot) -> None:
     assert _qemu_gone(result.qemu_pid)
 
 
-def test_hang_times_out_and_qemu_is_gone(image: Path) -> None:
-    start = time.monotonic()
-    result = _boot("hang=1", timeout=5)
-    wall = time.monotonic() - start
+def test_hang_times_out_and_qemu_is_gone(shared_boot) -> None:
+    result = shared_boot("hang=1", timeout=5)
     assert result.outcome == "timeout", result.report()
-    assert 5 <= wall < 10
+    assert 5 <= result.elapsed < 10
     assert result.returncode is not None and result.returncode < 0  # killed
     assert _qemu_gone(result.qemu_pid)
     assert any("hang=1" in line for line in result.guest_lines)

@@ -193,8 +193,8 @@ def test_a_fault_in_an_event_handler_is_the_guests_report(kernel_copy):
 
 # --- hangs, errors, QEMU's life ---------------------------------------------------
 
-def test_hang_is_a_timeout_with_the_last_lines(image: Path):
-    result = _boot("hang=1", timeout=5)
+def test_hang_is_a_timeout_with_the_last_lines(shared_boot):
+    result = shared_boot("hang=1", timeout=5)
     assert result.outcome == "timeout"
     assert result.crash is None
     report = result.report()

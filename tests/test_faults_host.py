@@ -676,7 +676,10 @@ def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(kernel_copy):
         kernel_name="python3", cwd=str(REPO))
     try:
         def run(code: str, interrupt_after: float | None = None) -> dict:
-            msg_id = kc.execute(code)
+            # stop_on_error=False: a request that comes while ipykernel is
+            # still dropping what was queued behind an error is otherwise
+            # "aborted", seen on a loaded machine
+            msg_id = kc.execute(code, stop_on_error=False)
             if interrupt_after is not None:
                 threading.Timer(interrupt_after, km.interrupt_kernel).start()
             reply = kc.get_shell_msg(timeout=120)
@@ -693,11 +696,11 @@ def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(kernel_copy):
         assert looped["status"] == "error"
         assert looped["ename"] == "KernelInterrupt", looped
         faulted = run("load('libc').strlen(load('libc').ffi.NULL)")
-        assert faulted["ename"] == "KernelFault"
+        assert faulted.get("ename") == "KernelFault", faulted
         assert "NULL pointer dereference" in faulted["evalue"]
         again = run("assert load('libc').strlen(b'alive') == 5\n"
                     "k.strlen(b'x')")
-        assert again["ename"] == "KernelUnusable"
+        assert again.get("ename") == "KernelUnusable", again
         assert km.is_alive()
     finally:
         kc.stop_channels()
