@@ -12,15 +12,22 @@
 # finds nothing to rewrite when a learner on Debian 12 opens one.
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV := .venv
+# Python's bytecode cache on, even where the environment turns it off
+# (PYTHONDONTWRITEBYTECODE=1): test workers, grader workers, the CLI and
+# Jupyter kernels each start a Python that would otherwise compile the kit
+# and pytest's rewritten tests anew (about 2 s per test worker). Empty
+# counts as unset.
+export PYTHONDONTWRITEBYTECODE :=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
-# Two workers. Unit tests spread test by test; what several tests only
-# read (a booted guest, a graded hand-out, the site) is made once per run
-# and shared by both workers (tests/conftest.py, made_once). Notebooks:
-# one whole notebook per worker (its cells run in order).
-UNIT_WORKERS := -n 2
+# Unit tests: three workers on two cores, test by test (many tests wait
+# for QEMU, gcc or a Jupyter kernel, so a third keeps both cores busy);
+# what several tests only read (a booted guest, a graded hand-out, the
+# site) is made once per run and shared by the workers (tests/conftest.py,
+# made_once). Notebooks: one whole notebook per worker (cells run in order).
+UNIT_WORKERS := -n 3
 NB_WORKERS := -n 2 --dist loadfile
 
 .PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks site

@@ -59,6 +59,13 @@ def minutes(seconds: float) -> str:
         else f"{whole} s"
 
 
+def workers(variable: str) -> str:
+    """The xdist worker count the Makefile gives `variable` (e.g. "3")."""
+    match = re.search(rf"^{variable} := -n (\d+)", (REPO / "Makefile")
+                      .read_text(), re.MULTILINE)
+    return match.group(1) if match else "?"
+
+
 def main(argv: list[str]) -> int:
     subprocess.run(["make", "-C", str(REPO), "setup"], check=True,
                    capture_output=True)
@@ -80,8 +87,10 @@ def main(argv: list[str]) -> int:
         unit, nb = runs
         print("README row:")
         print(f"| `make test` after set-up: {unit.items} tests "
-              f"(2 workers), then nbval over every notebook ({nb.items} "
-              f"cells, 2 workers) | {minutes(elapsed)} (unit tests "
+              f"({workers('UNIT_WORKERS')} workers), then nbval over "
+              f"every notebook ({nb.items} cells, "
+              f"{workers('NB_WORKERS')} workers) | {minutes(elapsed)} "
+              f"(unit tests "
               f"{unit.seconds:.0f} s, nbval {nb.seconds:.0f} s) | dev, "
               f"load average {load_before:.1f} | "
               f"`scripts/bench_test_suite.py` |")

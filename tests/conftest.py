@@ -25,6 +25,16 @@ REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 KERNEL = REPO / "kernel"
 
+# Modules whose tests share a costly fixture that lives in one process
+# (JupyterLab with Chromium: ~10 s to start). They are collected first:
+# xdist's load scheduling hands out the first tests as one consecutive
+# batch per worker, so they all land on one worker and it starts once.
+COLLECTED_FIRST = ("test_notebook_metadata.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in COLLECTED_FIRST)
+
 
 @pytest.fixture
 def kernel_copy(tmp_path: Path) -> Path:
