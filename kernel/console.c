@@ -71,13 +71,5 @@ int printk(const char *fmt, ...)
     return n;
 }
 
-int printf(const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vprintk(fmt, ap);
-    va_end(ap);
-    return n;
-}
+/* The C library's name for printk: the same function, not a copy. */
+int printf(const char *fmt, ...) __attribute__((alias("printk")));

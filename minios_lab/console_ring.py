@@ -142,8 +142,7 @@ class XenConsoled:
         self.kicked = False
         self.notifications = self.dropped = 0
         self.output = bytearray()
-        self._drop = 0
-        self._stall = 0
+        self._faults = {"drop": 0, "stall": 0}   # still to inject
         self._idle_yields = 0
 
     def start_info(self, dom0: bool = False, mfn: Optional[int] = None) -> Any:
@@ -167,8 +166,7 @@ class XenConsoled:
     # -- what the guest's notifications and yields do ---------------------------
     def kick(self) -> bool:
         """A notification on the port; False if it was lost."""
-        if self._drop:
-            self._drop -= 1
+        if self._injected("drop"):
             self.dropped += 1
             self._record("lost", "notification lost")
             return False
@@ -181,8 +179,7 @@ class XenConsoled:
 
     def on_yield(self) -> None:
         """The guest gave its CPU away: dom0 runs, unless stalled."""
-        if self._stall:
-            self._stall -= 1
+        if self._injected("stall"):
             self._idle_yields += 1
             self._record("stalled", "xenconsoled busy: did not run")
         else:
@@ -225,13 +222,20 @@ class XenConsoled:
         MAX_IDLE_YIELDS means for ever (the guest is stopped then)."""
         if rounds < 0:
             raise ValueError(f"rounds must be >= 0, not {rounds}")
-        self._stall = rounds
+        self._faults["stall"] = rounds
 
     def drop_notifications(self, count: int = 1) -> None:
         """Lose the next `count` notifications (a kick that never came)."""
         if count < 0:
             raise ValueError(f"count must be >= 0, not {count}")
-        self._drop = count
+        self._faults["drop"] = count
+
+    def _injected(self, fault: str) -> bool:
+        """Use up one of the faults Python was asked to inject, if any."""
+        if self._faults[fault] == 0:
+            return False
+        self._faults[fault] -= 1
+        return True
 
 
 @dataclass

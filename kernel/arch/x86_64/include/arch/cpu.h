@@ -79,47 +79,35 @@ static inline void cpu_relax(void)
     __asm__ __volatile__("pause" ::: "memory");
 }
 
-/* Atomic bitmap operations: lock-prefixed bts/btr on the word holding bit
- * nr; the carry flag returns the bit's old value. */
-static inline void sync_set_bit(unsigned long nr, volatile unsigned long *addr)
-{
-    __asm__ __volatile__("lock btsq %1, %0"
-                         : "+m"(addr[nr / 64])
-                         : "Ir"(nr % 64)
-                         : "memory");
-}
-
-static inline void sync_clear_bit(unsigned long nr,
-                                  volatile unsigned long *addr)
-{
-    __asm__ __volatile__("lock btrq %1, %0"
-                         : "+m"(addr[nr / 64])
-                         : "Ir"(nr % 64)
-                         : "memory");
-}
-
+/* Atomic bitmap operations on the word holding bit nr, as memory shared
+ * with Xen needs: GCC's __atomic builtins, which x86 carries out as one
+ * locked instruction (lock bts/btr when the old bit is used, lock or/and
+ * when not). The test_and_ forms return the bit's old value. */
 static inline bool sync_test_and_set_bit(unsigned long nr,
                                          volatile unsigned long *addr)
 {
-    bool old;
+    unsigned long bit = 1UL << (nr % 64);
 
-    __asm__ __volatile__("lock btsq %2, %1"
-                         : "=@ccc"(old), "+m"(addr[nr / 64])
-                         : "Ir"(nr % 64)
-                         : "memory");
-    return old;
+    return __atomic_fetch_or(&addr[nr / 64], bit, __ATOMIC_SEQ_CST) & bit;
 }
 
 static inline bool sync_test_and_clear_bit(unsigned long nr,
                                            volatile unsigned long *addr)
 {
-    bool old;
+    unsigned long bit = 1UL << (nr % 64);
 
-    __asm__ __volatile__("lock btrq %2, %1"
-                         : "=@ccc"(old), "+m"(addr[nr / 64])
-                         : "Ir"(nr % 64)
-                         : "memory");
-    return old;
+    return __atomic_fetch_and(&addr[nr / 64], ~bit, __ATOMIC_SEQ_CST) & bit;
+}
+
+static inline void sync_set_bit(unsigned long nr, volatile unsigned long *addr)
+{
+    (void)sync_test_and_set_bit(nr, addr);
+}
+
+static inline void sync_clear_bit(unsigned long nr,
+                                  volatile unsigned long *addr)
+{
+    (void)sync_test_and_clear_bit(nr, addr);
 }
 
 /* One plain load: volatile stops the compiler repeating or dropping it. */
