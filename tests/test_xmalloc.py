@@ -258,3 +258,10 @@ def test_plots_return_figures():
     for fig in figures:
         assert isinstance(fig, matplotlib.figure.Figure)
         plt.close(fig)
+
+
+def test_selecting_something_that_is_not_a_heap_panics_by_name():
+    heap = Heap(16)
+    with pytest.raises(KernelPanic,
+                       match="xmalloc_select_heap: no valid heap selected"):
+        heap.kernel.xmalloc_select_heap(heap.ffi.NULL)

@@ -356,9 +356,8 @@ struct xheap *xmalloc_select_heap(struct xheap *next)
 {
     struct xheap *previous = xmalloc_heap;
 
-    if (next == NULL || next->magic != XHEAP_MAGIC)
-        PANIC("xmalloc_select_heap: %p is not a heap", (void *)next);
     xmalloc_heap = next;
+    heap_ready("xmalloc_select_heap"); /* panics unless next is a heap */
     return previous;
 }
 
