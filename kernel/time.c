@@ -163,11 +163,13 @@ uint64_t monotonic_clock(void)
 unsigned int read_wallclock_base(const volatile shared_info_t *s,
                                  struct wallclock *base)
 {
-    unsigned int retries = 0;
-    uint32_t version;
+    unsigned int retries;
+    uint32_t version = 0;
 
     BUG_ON(s == NULL || base == NULL);
-    for (;;) {
+    for (retries = 0;; retries++) {
+        if (retries > TIME_RETRIES_MAX)
+            PANIC("read_wallclock_base: version %u never settled", version);
         version = shared_read_u32(&s->wc_version);
         rmb();
         base->sec = ((uint64_t)s->wc_sec_hi << 32) | s->wc_sec;
@@ -175,8 +177,6 @@ unsigned int read_wallclock_base(const volatile shared_info_t *s,
         rmb();
         if ((version & 1) == 0 && shared_read_u32(&s->wc_version) == version)
             break;
-        if (++retries > TIME_RETRIES_MAX)
-            PANIC("read_wallclock_base: version %u never settled", version);
     }
     time_stats.wc_reads++;
     time_stats.wc_retries += retries;
