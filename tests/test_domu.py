@@ -249,7 +249,8 @@ def _gone(result) -> bool:
 
 
 @pytest.mark.domu
-def test_poweroff_gives_reason_poweroff(guest_image: Path) -> None:
+def test_poweroff_gives_reason_poweroff(guest_image: Path,
+                                       shared_boot) -> None:
     result = boot("poweroff=1", build=False, domu=True,
                   timeout=BOOT_TIMEOUT)
     assert result.outcome == "shutdown", result.report()
@@ -262,7 +263,7 @@ def test_poweroff_gives_reason_poweroff(guest_image: Path) -> None:
     assert result.xen_version and result.xen_version.startswith("4.17.")
     assert result.succeeded, result.report()
     assert set(result.chapters.values()) == {"PASS"}, result.chapters
-    as_dom0 = boot("poweroff=1", build=False, timeout=BOOT_TIMEOUT)
+    as_dom0 = shared_boot("poweroff=1")       # the same guest as dom0
     assert as_dom0.chapters and set(result.chapters) == set(as_dom0.chapters)
     text = "\n".join(result.guest_lines)
     assert 'cmd_line       "poweroff=1"' in text

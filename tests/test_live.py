@@ -493,7 +493,7 @@ def test_cli_batch_crash_is_reported(guest_image) -> None:
 
 def test_cli_batch_time_limit(guest_image) -> None:
     mark = marker()
-    done = run_cli("--batch", "--no-build", "--timeout", "5", "-ex",
+    done = run_cli("--batch", "--no-build", "--timeout", "2", "-ex",
                    "break mm_chapter", "-ex", "continue", "--", "hang=1",
                    mark)
     assert done.returncode == 1
