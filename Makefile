@@ -5,7 +5,8 @@
 # minios_lab.build.sysdeps` installs the Debian packages the kit needs (as root;
 # otherwise it names the one command to run and stops). Then a Python
 # virtual environment in .venv, then `minios-lab setup` fetches the Xen
-# hypervisor and Xen's headers. A step that fails leaves nothing half-made.
+# hypervisor, Xen's headers and the Linux dom0 that domU boots run beside.
+# A step that fails leaves nothing half-made.
 
 # Debian's own Python: python3-venv and python3-dev (installed by sysdeps)
 # belong to it, and the stored notebooks record its version, so JupyterLab
@@ -76,7 +77,7 @@ clean: ## remove the guest build and .venv
 system: ## install the Debian packages the kit needs (root or sudo)
 	@$(PYTHON) -m minios_lab.build.sysdeps
 
-setup: ## set up .venv, the Python packages, Xen and its headers
+setup: ## set up .venv, the Python packages, Xen, its headers, the domU's dom0
 	@$(PYTHON) -m minios_lab.build.sysdeps
 	@[ ! -x $(BIN)/python ] || [ "$$($(BIN)/python -c 'import sys; print(sys.version)')" = "$$($(PYTHON) -c 'import sys; print(sys.version)')" ] || { \
 	  echo "minios-lab: $(VENV) was made by another Python than $(PYTHON); making it again"; rm -rf $(VENV); }

@@ -31,11 +31,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Fetch what is missing; a fault is one message with its fix."""
+    """Fetch what is missing; a fault is one message with its fix. The
+    dom0 for domU boots (Debian's Linux and Xen's tools, built into an
+    initramfs) comes last: fetched once, then cached."""
     from minios_lab.errors import ToolchainError
     from minios_lab.build.toolchain import setup
+    from minios_lab.guest import dom0
     try:
         setup()
+        dom0.prepare()
     except ToolchainError as err:
         print(f"minios-lab setup: {err}", file=sys.stderr)
         return 1
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minios-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="what is present, what is missing, the fix")
-    sub.add_parser("setup", help="fetch QEMU, Xen and Xen's headers")
+    sub.add_parser("setup", help="fetch QEMU, Xen, Xen's headers and the domU's dom0")
     sub.add_parser("build", help="build the guest image kernel/build/minios.elf")
     boot = sub.add_parser("boot", help="build and boot the guest on Xen in QEMU")
     boot.add_argument("rest", nargs=argparse.REMAINDER,

@@ -7,9 +7,11 @@ renders its title and every plot, with no console errors).
 from __future__ import annotations
 
 import html.parser
+import itertools
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -222,18 +224,28 @@ def browser():
     driver.quit()
 
 
-def _open(browser, page: Path) -> list[dict]:
-    """Load the page; the SEVERE entries of the browser's console."""
+def _open(browser, page: Path, expect: tuple[str, ...] = ()) -> list[dict]:
+    """Load the page; the SEVERE entries of the browser's console. Entries
+    may reach the log after the page has loaded (a loaded machine): read
+    it until every `expect` text is in, or for 10 s; at least twice."""
     browser.get_log("browser")   # drop what an earlier page left
     browser.get(page.as_uri())
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    found: list[dict] = []
+    deadline = time.monotonic() + 10
+    for attempt in itertools.count():
+        found += [e for e in browser.get_log("browser")
+                  if e["level"] == "SEVERE"]
+        seen = all(any(t in e["message"] for e in found) for t in expect)
+        if (seen and attempt >= 1) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def test_the_console_check_sees_errors(browser, tmp_path: Path) -> None:
     page = tmp_path / "bad.html"
     page.write_text('<title>bad</title><img src="missing.png">'
                     '<script>throw new Error("boom")</script>')
-    errors = _open(browser, page)
+    errors = _open(browser, page, expect=("boom", "missing.png"))
     assert any("boom" in e["message"] for e in errors)
     assert any("missing.png" in e["message"] for e in errors)
 

@@ -46,6 +46,7 @@ import io
 import lzma
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -330,6 +331,8 @@ def stage(fetch: bool = True) -> Path:
     with debfetch.locked("dom0"):
         if _stage_ok(folder):
             return folder
+        print("minios-lab: fetching a Linux dom0 and Xen's tools for domU "
+              "boots (once: about 70 MB in the cache)", file=sys.stderr, flush=True)
         kernel = kernel_package()
         with cache_faults(dom0_dir()):
             scratch = Path(tempfile.mkdtemp(prefix=".stage-",
