@@ -41,12 +41,27 @@ def kernel_copy(tmp_path: Path) -> Path:
     """A copy of kernel/ (sources and headers, no build output).
 
     A unique marker comment makes its build hash differ from every other
-    copy, so each test really compiles.
+    copy, so each test really compiles (for tests of the build itself).
     """
-    dst = tmp_path / "kernel"
-    shutil.copytree(KERNEL, dst, ignore=shutil.ignore_patterns("build"))
+    dst = _copy_kernel(tmp_path)
     marker = dst / "host" / "marker.h"
     marker.write_text(f"/* test copy {uuid.uuid4()} */\n")
+    return dst
+
+
+@pytest.fixture
+def cached_copy(tmp_path: Path) -> Path:
+    """A copy of kernel/ whose host builds the build cache finds again by
+    content: a unit the test leaves alone is the reference build, and an
+    edit made the same way (by this test in an earlier run, or by another
+    test) is not compiled again. For tests of what the C does, not of how
+    it is built."""
+    return _copy_kernel(tmp_path)
+
+
+def _copy_kernel(tmp_path: Path) -> Path:
+    dst = tmp_path / "kernel"
+    shutil.copytree(KERNEL, dst, ignore=shutil.ignore_patterns("build"))
     return dst
 
 

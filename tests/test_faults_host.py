@@ -99,11 +99,11 @@ def test_other_instances_of_the_same_unit_keep_working():
     assert_unusable(first)
 
 
-def test_wild_write_to_unmapped_address(kernel_copy):
-    line = inject(kernel_copy, "mm/page_alloc.c", ALLOC_START,
+def test_wild_write_to_unmapped_address(cached_copy):
+    line = inject(cached_copy, "mm/page_alloc.c", ALLOC_START,
                   ALLOC_START + "\n    *(volatile unsigned long *)"
                   "0x7ead00001000UL = order;")
-    kernel = load("mm", kernel_dir=kernel_copy)
+    kernel = load("mm", kernel_dir=cached_copy)
     with pytest.raises(KernelFault) as info:
         PageAllocator(64, kernel=kernel).alloc(0)
     fault = info.value
@@ -115,20 +115,20 @@ def test_wild_write_to_unmapped_address(kernel_copy):
     still_alive()
 
 
-def test_write_to_read_only_memory(kernel_copy):
+def test_write_to_read_only_memory(cached_copy):
     _, fault, _ = strlen_fault(
-        kernel_copy, "    ((volatile char *)\"read-only\")[0] = s[0];\n", b"x")
+        cached_copy, "    ((volatile char *)\"read-only\")[0] = s[0];\n", b"x")
     assert fault.access == "write"
     assert "mapped but not for this access" in fault.reason
     assert fault.function == "strlen"
 
 
-def test_call_through_null_function_pointer(kernel_copy):
-    inject(kernel_copy, "lib/string.c", STRLEN,
+def test_call_through_null_function_pointer(cached_copy):
+    inject(cached_copy, "lib/string.c", STRLEN,
            "    if (s[0] == 'J') {\n"
            "        void (*volatile jump)(void) = 0;\n"
            "        jump();\n    }\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
+    libc = load("libc", kernel_dir=cached_copy)
     assert libc.strlen(b"ok") == 2
     with pytest.raises(KernelFault) as info:
         libc.strlen(b"Jump")
@@ -137,33 +137,33 @@ def test_call_through_null_function_pointer(kernel_copy):
     assert "pc 0x0" in str(info.value)
 
 
-def test_division_by_zero_is_sigfpe(kernel_copy):
+def test_division_by_zero_is_sigfpe(cached_copy):
     _, fault, line = strlen_fault(
-        kernel_copy, "    n = 100 / (*(volatile size_t *)&n);\n", b"x")
+        cached_copy, "    n = 100 / (*(volatile size_t *)&n);\n", b"x")
     assert fault.signal == "SIGFPE" and fault.address is None
     assert "division by zero" in fault.reason
     assert (fault.file, fault.line) == ("kernel/lib/string.c", line)
 
 
-def test_builtin_trap_is_sigill(kernel_copy):
+def test_builtin_trap_is_sigill(cached_copy):
     _, fault, _ = strlen_fault(
-        kernel_copy, "    if (s[0] == 'T')\n        __builtin_trap();\n",
+        cached_copy, "    if (s[0] == 'T')\n        __builtin_trap();\n",
         b"Trap")
     assert fault.signal == "SIGILL"
     assert fault.function == "strlen"
 
 
-def test_wild_pointer_non_canonical_address(kernel_copy):
+def test_wild_pointer_non_canonical_address(cached_copy):
     libc, fault, _ = strlen_fault(
-        kernel_copy, "    if (s[0] == 'W')\n        n = *(volatile size_t *)"
+        cached_copy, "    if (s[0] == 'W')\n        n = *(volatile size_t *)"
         "0x8000000000000000UL;\n", b"Wild")
     assert fault.signal in ("SIGSEGV", "SIGBUS")
     assert "wild pointer" in fault.reason
     assert libc.broken is fault
 
 
-def test_endless_recursion_is_a_stack_overflow(kernel_copy):
-    _, fault, _ = strlen_fault(kernel_copy,
+def test_endless_recursion_is_a_stack_overflow(cached_copy):
+    _, fault, _ = strlen_fault(cached_copy,
                                "    volatile char frame[256];\n"
                                "    frame[0] = s[0];\n"
                                "    if (frame[0] == 'R')\n"
@@ -173,7 +173,7 @@ def test_endless_recursion_is_a_stack_overflow(kernel_copy):
     assert fault.function == "strlen"
     still_alive()
     with pytest.raises(KernelFault):   # the handler's own stack is reusable
-        load("libc", kernel_dir=kernel_copy).strlen(b"Recurse")
+        load("libc", kernel_dir=cached_copy).strlen(b"Recurse")
 
 
 def test_use_after_the_pools_memory_is_unmapped():
@@ -212,15 +212,15 @@ def test_heap_write_to_unmapped_memory_is_a_value_error():
     heap.check()
 
 
-def test_fault_in_the_kernels_printf_through_variadic_snprintf(kernel_copy):
-    line = inject(kernel_copy, "lib/printf.c",
+def test_fault_in_the_kernels_printf_through_variadic_snprintf(cached_copy):
+    line = inject(cached_copy, "lib/printf.c",
                   "    va_copy(args, ap);\n    format_all(",
                   "    va_copy(args, ap);\n"
                   "    if (fmt[0] == '!')\n"
                   "        out.len = *(volatile size_t *)(size + 0xdead0000UL);\n"
                   "    format_all(")
     from minios_lab.libc import Libc
-    libc = Libc(load("libc", kernel_dir=kernel_copy))
+    libc = Libc(load("libc", kernel_dir=cached_copy))
     assert libc.sprintf("%d-%s", -7, "ok") == "-7-ok"
     with pytest.raises(KernelFault) as info:
         libc.sprintf("!%d", 1)
@@ -242,10 +242,10 @@ def test_variadic_arguments_must_be_cdata():
 
 # --- panics and faults in nested calls and hypercalls --------------------------
 
-def test_bug_in_a_nested_call_is_a_panic_and_the_instance_goes_on(kernel_copy):
-    line = inject(kernel_copy, "lib/string.c", STRLEN,
+def test_bug_in_a_nested_call_is_a_panic_and_the_instance_goes_on(cached_copy):
+    line = inject(cached_copy, "lib/string.c", STRLEN,
                   "    BUG_ON(s[0] == '!');\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
+    libc = load("libc", kernel_dir=cached_copy)
     buf = libc.ffi.new("char[]", 8)
     with pytest.raises(KernelPanic) as info:
         libc.strlen(b"!")
@@ -279,25 +279,25 @@ def test_fault_in_kernel_code_called_from_a_hypercall():
     assert "pages" in fresh.summary()
 
 
-def test_bad_pointer_in_a_hypercall_is_efault_not_a_crash(kernel_copy):
-    inject(kernel_copy, "console.c",
+def test_bad_pointer_in_a_hypercall_is_efault_not_a_crash(cached_copy):
+    inject(cached_copy, "console.c",
            "    HYPERVISOR_console_io(CONSOLEIO_write, (int)len, text);",
            "    HYPERVISOR_console_io(CONSOLEIO_write, (int)len,\n"
            "                          (const char *)0x10);")
-    kernel = load("mm", kernel_dir=kernel_copy)
+    kernel = load("mm", kernel_dir=cached_copy)
     PageAllocator(64, kernel=kernel).summary()
     last = kernel.hypervisor.calls[-1]
     assert (last.name, last.result) == ("console_io", -14)
     assert "EFAULT" in last.note and kernel.broken is None
 
 
-def test_bad_pointer_to_an_event_channel_op_is_efault(kernel_copy):
+def test_bad_pointer_to_an_event_channel_op_is_efault(cached_copy):
     from minios_lab.events import EventChannels, EventError
-    inject(kernel_copy, "events.c",
+    inject(cached_copy, "events.c",
            "HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq, &op);",
            "HYPERVISOR_event_channel_op(EVTCHNOP_bind_virq,\n"
            "                                                 (void *)0x10);")
-    events = EventChannels(kernel_dir=kernel_copy)
+    events = EventChannels(kernel_dir=cached_copy)
     with pytest.raises(EventError) as info:
         events.bind_virq(events.lib.VIRQ_TIMER)
     assert info.value.errno == 14               # EFAULT, as Xen says
@@ -335,10 +335,10 @@ def interrupt_main_thread_after(seconds: float) -> _Killer:
     return _Killer(seconds)
 
 
-def test_endless_loop_is_interrupted(kernel_copy):
-    inject(kernel_copy, "lib/string.c", STRLEN,
+def test_endless_loop_is_interrupted(cached_copy):
+    inject(cached_copy, "lib/string.c", STRLEN,
            "    while (s[0] == 'L')\n        n++;\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
+    libc = load("libc", kernel_dir=cached_copy)
     timer = interrupt_main_thread_after(0.3)
     with pytest.raises(KeyboardInterrupt) as info:
         libc.strlen(b"Loop")
@@ -347,28 +347,28 @@ def test_endless_loop_is_interrupted(kernel_copy):
     assert "strlen" in str(info.value) and "kernel/lib/string.c" in str(
         info.value)
     assert_unusable(libc)
-    assert load("libc", kernel_dir=kernel_copy).strlen(b"no loop") == 7
+    assert load("libc", kernel_dir=cached_copy).strlen(b"no loop") == 7
     still_alive()
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.35, 0.5])
-def test_endless_loop_of_hypercalls_is_interrupted(kernel_copy, delay):
+def test_endless_loop_of_hypercalls_is_interrupted(cached_copy, delay):
     """The signal may land in kernel code, in Python serving the hypercall,
     or in between (Python taking the GIL): always a KeyboardInterrupt, and
     the instance is unusable."""
-    inject(kernel_copy, "lib/string.c", STRLEN,
+    inject(cached_copy, "lib/string.c", STRLEN,
            "    while (s[0] == 'P')\n        printk(\"again\\n\");\n"
            + STRLEN)
-    edit(kernel_copy / "lib" / "string.c", "#include <minios/string.h>",
+    edit(cached_copy / "lib" / "string.c", "#include <minios/string.h>",
          "#include <minios/string.h>\n#include <minios/console.h>")
-    libc = load("libc", kernel_dir=kernel_copy)
+    libc = load("libc", kernel_dir=cached_copy)
     timer = interrupt_main_thread_after(delay)
     with pytest.raises(KeyboardInterrupt):
         libc.strlen(b"Print")
     timer.join()
     assert len(libc.hypervisor.console) > 10      # it did loop
     assert_unusable(libc)
-    assert load("libc", kernel_dir=kernel_copy).strlen(b"fresh") == 5
+    assert load("libc", kernel_dir=cached_copy).strlen(b"fresh") == 5
 
 
 def test_interrupt_outside_kernel_code_is_pythons_own():
@@ -380,16 +380,16 @@ def test_interrupt_outside_kernel_code_is_pythons_own():
     assert not isinstance(info.value, KernelInterrupt)
 
 
-def test_interrupt_after_python_replaced_the_handler(kernel_copy):
+def test_interrupt_after_python_replaced_the_handler(cached_copy):
     """ipykernel re-installs Python's SIGINT handler for every cell."""
-    inject(kernel_copy, "lib/string.c", STRLEN,
+    inject(cached_copy, "lib/string.c", STRLEN,
            "    while (s[0] == 'L')\n        n++;\n" + STRLEN)
-    libc = load("libc", kernel_dir=kernel_copy)
+    libc = load("libc", kernel_dir=cached_copy)
     libc.strlen(b"x")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = interrupt_main_thread_after(0.3)
     with pytest.raises(KernelInterrupt):
-        load("libc", kernel_dir=kernel_copy).strlen(b"Loop")
+        load("libc", kernel_dir=cached_copy).strlen(b"Loop")
     timer.join()
 
 
@@ -665,13 +665,13 @@ def test_missing_binutils_is_a_toolchain_error(kernel_copy, monkeypatch,
 
 # --- in a real Jupyter kernel ------------------------------------------------------
 
-def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(kernel_copy):
+def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(cached_copy):
     """What a learner does: a cell loops in kernel code, Interrupt; a cell
     faults; the next cell still runs in the same (live) Jupyter kernel."""
     jupyter_client = pytest.importorskip("jupyter_client")
-    inject(kernel_copy, "lib/string.c", STRLEN,
+    inject(cached_copy, "lib/string.c", STRLEN,
            "    while (s[0] == 'L')\n        n++;\n" + STRLEN)
-    load("libc", kernel_dir=kernel_copy)            # built before the clock
+    load("libc", kernel_dir=cached_copy)            # built before the clock
     km, kc = jupyter_client.manager.start_new_kernel(
         kernel_name="python3", cwd=str(REPO))
     try:
@@ -689,7 +689,7 @@ def test_jupyter_interrupt_and_fault_leave_the_kernel_alive(kernel_copy):
 
         setup = run(f"from pathlib import Path\n"
                     f"from minios_lab.build.units import load\n"
-                    f"k = load('libc', kernel_dir=Path({str(kernel_copy)!r}))\n"
+                    f"k = load('libc', kernel_dir=Path({str(cached_copy)!r}))\n"
                     f"k.strlen(b'warm')")
         assert setup["status"] == "ok", setup
         looped = run("k.strlen(b'Loop')", interrupt_after=1.0)
