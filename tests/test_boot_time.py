@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from conftest import edit
 from minios_lab.guest.boot import BootResult, boot
 from minios_lab.time import TimeReport, parse_time_section
 
@@ -56,3 +57,17 @@ def test_ticks_arrive_at_the_requested_rate(image):
     # Xen never fires a one-shot timer before its deadline (within the
     # guest's 10 us allowance for the two clocks' rounding).
     assert report.late_us["min"] >= -10
+
+
+def test_deadlines_counted_from_each_late_tick_fail_the_guests_check(
+        kernel_copy: Path) -> None:
+    """Relative deadlines (now + period) drift: every tick's lateness adds
+    up, so n ticks take more than n periods plus any one tick's lateness,
+    and the guest's own check says FAIL however loaded the machine."""
+    edit(kernel_copy / "timer.c", "next = t->deadline + t->period_ns;",
+         "next = now + t->period_ns;")
+    result = boot("tick_us=1000 ticks=50", kernel_dir=kernel_copy, timeout=90)
+    assert result.outcome == "shutdown", result.report()
+    report = parse_time_section(result.section("time"))
+    assert any("50 ticks took" in f for f in report.failures()), \
+        "\n".join(result.section("time"))
