@@ -39,8 +39,9 @@ COPY --chown=${NB_UID}:${NB_UID} . ${HOME}
 WORKDIR ${HOME}
 RUN python3 -m minios_lab.build.sysdeps
 
-# The rest as the learner: .venv, Xen and its headers, the guest image and
-# the host-built units compiled once, so the first notebook starts warm.
+# The rest as the learner: .venv, Xen and its headers, the domU's dom0, the
+# guest image and the host-built units compiled once, so the first notebook
+# starts warm.
 USER ${NB_USER}
 RUN make setup \
  && .venv/bin/pip install --quiet "jupyterhub==${JUPYTERHUB_VERSION}" \
