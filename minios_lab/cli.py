@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="minios-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("doctor", help="what is present, what is missing, the fix")
-    sub.add_parser("setup", help="fetch QEMU, Xen, Xen's headers and the domU's dom0")
+    sub.add_parser("setup", help="fetch QEMU, Xen, Xen's headers and the "
+                   "domU's dom0")
     sub.add_parser("build", help="build the guest image kernel/build/minios.elf")
     boot = sub.add_parser("boot", help="build and boot the guest on Xen in QEMU")
     boot.add_argument("rest", nargs=argparse.REMAINDER,

@@ -9,6 +9,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -34,6 +35,17 @@ COLLECTED_FIRST = ("test_notebook_metadata.py",)
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name not in COLLECTED_FIRST)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal or Jupyter has it: Python's own handler. Run as
+    a background job (`make test &`), pytest and its workers inherit SIGINT
+    ignored; the guard then rightly leaves it so, and the interrupt tests
+    would wait for ever. Children started from here then begin with the
+    default action (a caught signal is reset by exec; an ignored one is
+    not)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

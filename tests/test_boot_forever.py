@@ -141,18 +141,12 @@ def _qemu_children(pid: int) -> list[int]:
     return found
 
 
-def _default_sigint() -> None:
-    # pytest may run with SIGINT ignored (a background job), and a child
-    # inherits that: give the CLI Python's own Ctrl-C back.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_stops_the_cli_and_qemu_cleanly(guest_image):
     proc = subprocess.Popen(
         [sys.executable, "-m", "minios_lab.cli", "boot", "--no-build",
          "--guest-only", "ticks=0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        preexec_fn=_default_sigint, start_new_session=True)
+        start_new_session=True)   # SIGINT: conftest.pytest_configure
     guard = threading.Timer(240, proc.kill)   # never hang the test run
     guard.start()
     lines: list[str] = []

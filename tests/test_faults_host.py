@@ -307,17 +307,6 @@ def test_bad_pointer_to_an_event_channel_op_is_efault(cached_copy):
 
 # --- Interrupt (SIGINT) ------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def ctrl_c_as_in_a_terminal():
-    """Python's own Ctrl-C handler, as a terminal or Jupyter has it. Run in
-    the background (`make test &`), pytest and its workers inherit SIGINT
-    ignored; the guard then leaves it so, as it should, and an endless-loop
-    test would wait forever for an interrupt that never comes."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 class _Killer:
     """SIGINT to this process after a delay, sent by another process, as
     Jupyter's Interrupt is (a Python thread could be starved of the GIL by

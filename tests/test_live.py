@@ -569,8 +569,6 @@ class Terminal:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:     # the child: become the command
             os.chdir(REPO)
-            # a terminal's Ctrl-C, even if pytest runs with it ignored
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execv(sys.executable, [sys.executable, *argv[1:]])
         self.seen = b""
 

@@ -101,7 +101,7 @@ static struct xblock *set_block(unsigned long at, unsigned long size,
 
 static void heap_ready(const char *function)
 {
-    if (xmalloc_heap == NULL || xmalloc_heap->magic != XHEAP_MAGIC)
+    if (!xheap_valid(xmalloc_heap))
         PANIC("%s: no valid heap selected", function);
 }
 
@@ -356,8 +356,9 @@ struct xheap *xmalloc_select_heap(struct xheap *next)
 {
     struct xheap *previous = xmalloc_heap;
 
+    if (!xheap_valid(next))
+        PANIC("xmalloc_select_heap: %p is not a heap", (void *)next);
     xmalloc_heap = next;
-    heap_ready("xmalloc_select_heap"); /* panics unless next is a heap */
     return previous;
 }
 

@@ -31,7 +31,7 @@ struct xtotals {
 /* The current heap; panic, naming `function`, if there is none. */
 static struct xheap *current_heap(const char *function)
 {
-    if (xmalloc_heap == NULL || xmalloc_heap->magic != XHEAP_MAGIC)
+    if (!xheap_valid(xmalloc_heap))
         PANIC("%s: no valid heap selected", function);
     return xmalloc_heap;
 }

@@ -171,8 +171,9 @@ def boot(cmdline: str = "", memory_mb: int = 64,
 
     cmdline is the guest's command line, memory_mb its memory (dom0_mem),
     timeout the limit in seconds for the whole boot (default 30 s; for a
-    domU, DOMU_TIMEOUT, counted once its dom0 is ready); xen_args are added to Xen's command line;
-    echo, if given, is called with each console line as it arrives. domu runs the guest as an unprivileged domain instead, with
+    domU, DOMU_TIMEOUT, counted once its dom0 is ready); xen_args are added
+    to Xen's command line; echo, if given, is called with each console line
+    as it arrives. domu runs the guest as an unprivileged domain instead, with
     `xl create -c kernel/domain_config` beside a Linux dom0
     (:mod:`minios_lab.guest.domu`: about 11 s; the result also has
     ``dom0_lines``).

@@ -332,7 +332,8 @@ def stage(fetch: bool = True) -> Path:
         if _stage_ok(folder):
             return folder
         print("minios-lab: fetching a Linux dom0 and Xen's tools for domU "
-              "boots (once: about 70 MB in the cache)", file=sys.stderr, flush=True)
+              "boots (once: about 70 MB in the cache)", file=sys.stderr,
+              flush=True)
         kernel = kernel_package()
         with cache_faults(dom0_dir()):
             scratch = Path(tempfile.mkdtemp(prefix=".stage-",

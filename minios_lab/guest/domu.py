@@ -56,7 +56,7 @@ from minios_lab.guest.crash import (LAST_LINES, XEN_PREFIX, CrashReport,
                                     load_symbols, make_crash_report)
 
 DOMU_TIMEOUT = 120.0       # seconds the guest may run (the full guest: ~3 s)
-DOM0_START_LIMIT = 300.0   # seconds for the dom0 to be ready (about 7 s)
+DOM0_START_LIMIT = 120.0   # seconds for the dom0 to be ready (~6 s idle)
 KERNEL_DIR = minios_lab.KERNEL_DIR
 QEMU_MEMORY_MB = 1536
 DOM0_CMDLINE = "console=hvc0 quiet"

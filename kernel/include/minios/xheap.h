@@ -85,6 +85,12 @@ _Static_assert(XMIN_BLOCK % XMALLOC_ALIGN == 0, "smallest block alignment");
 /* The heap that xmalloc() and xfree() act on (see xmalloc_select_heap()). */
 extern struct xheap *xmalloc_heap;
 
+/* Whether `heap` is one xmalloc_init_heap() made (not NULL, not garbage). */
+static inline bool xheap_valid(const struct xheap *heap)
+{
+    return heap != NULL && heap->magic == XHEAP_MAGIC;
+}
+
 static inline struct xfree_block *free_block_of(struct xlink *link)
 {
     return (struct xfree_block *)((char *)link - XHEADER);
