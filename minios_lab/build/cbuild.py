@@ -55,7 +55,7 @@ import cffi
 from minios_lab.build import cglue
 
 from minios_lab.build import toolchain
-from minios_lab.build.cache import Published, disk_faults, published
+from minios_lab.build.cache import Published, disk_faults, published, touch
 from minios_lab.errors import CacheWarning, CompileError, ToolchainError
 from minios_lab.build.ctools import (compiler, compiler_argv, compiler_identity, python_include_dirs, run_tool,
                      warnings_in)
@@ -162,6 +162,7 @@ def _cdef_text(unit: Unit, kernel_dir: Path,
                      CDEFGEN.read_text(), cffi.__version__], files)
     kept = build_dir() / f"cdef-{stamp}.h"
     if defined is None and kept.exists():
+        touch(kept)
         return kept.read_text()
     from minios_lab.build import cdefgen   # pycparser: only when needed
     ast, marked = _parsed_headers(includes, kernel_dir, stamp)
