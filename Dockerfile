@@ -39,14 +39,12 @@ COPY --chown=${NB_UID}:${NB_UID} . ${HOME}
 WORKDIR ${HOME}
 RUN python3 -m minios_lab.build.sysdeps
 
-# The rest as the learner: .venv, Xen and its headers, the domU's dom0, the
-# guest image and the host-built units compiled once, so the first notebook
-# starts warm.
+# The rest as the learner: `make setup` makes .venv, fetches Xen and its
+# headers and the domU's dom0, and builds the guest image and the host units
+# once, so the first notebook starts warm.
 USER ${NB_USER}
 RUN make setup \
- && .venv/bin/pip install --quiet "jupyterhub==${JUPYTERHUB_VERSION}" \
- && .venv/bin/minios-lab build \
- && .venv/bin/python -c "from minios_lab.build import units; [units.load(n) for n in units.UNITS]"
+ && .venv/bin/pip install --quiet "jupyterhub==${JUPYTERHUB_VERSION}"
 
 EXPOSE 8888
 # JupyterLab on every interface of the container, Jupyter's token on

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import edit
 from minios_lab import cli
 from minios_lab.build.toolchain import Check
 
@@ -63,6 +64,34 @@ def test_setup_fault_is_one_message_with_its_fix(monkeypatch, capsys):
     assert cli.main(["setup"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Fix: set MINIOS_LAB_CACHE" in err
+
+
+def test_setup_builds_the_image_and_every_unit_once(monkeypatch):
+    """So that the first notebook starts warm, as in the container image."""
+    from minios_lab.build.units import UNITS
+    built = []
+    monkeypatch.setattr("minios_lab.build.toolchain.setup", lambda: {})
+    monkeypatch.setattr("minios_lab.guest.dom0.prepare", lambda: None)
+    monkeypatch.setattr(cli, "cmd_doctor", lambda args: 0)
+    monkeypatch.setattr("minios_lab.guest.boot.build_image",
+                        lambda kernel_dir: built.append("image"))
+    monkeypatch.setattr("minios_lab.build.units.load",
+                        lambda name, kernel_dir=None: built.append(name))
+    assert cli.main(["setup"]) == 0
+    assert built == ["image", *UNITS]
+
+
+def test_setup_is_not_stopped_by_a_learners_broken_c(cached_copy, capsys):
+    """A kernel that does not compile is the notebooks' to report: setup
+    (and so `make lab`) goes on, and says once where the first error is."""
+    line = edit(cached_copy / "include" / "minios" / "console.h",
+                "#include", "int broken(void) { return }\n#include")
+    assert cli.warm_builds(cached_copy) is False
+    err = capsys.readouterr().err
+    assert err.count("minios-lab setup:") == 1, err
+    assert "the guest image" in err and "libc" in err and "mm" in err
+    assert f"include/minios/console.h:{line}" in err, err
+    assert "error" in err and "notebook" in err
 
 
 def test_doctor_with_broken_tools_reports_and_never_crashes(tmp_path):
