@@ -24,11 +24,14 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
 # Unit tests: three workers on two cores, test by test (many tests wait
-# for QEMU, gcc or a Jupyter kernel, so a third keeps both cores busy);
-# what several tests only read (a booted guest, a graded hand-out, the
-# site) is made once per run and shared by the workers (tests/conftest.py,
-# made_once). Notebooks: one whole notebook per worker (cells run in order).
-UNIT_WORKERS := -n 3
+# for QEMU, gcc or a Jupyter kernel, so a third keeps both cores busy); a
+# worker that runs out takes half of another's queue (worksteal: 163 s
+# here against 183 s for xdist's default, whose last worker ran on alone
+# for 40 s); what several tests only read (a booted guest, a graded
+# hand-out, the site) is made once per run and shared by the workers
+# (tests/conftest.py, made_once). Notebooks: one whole notebook per worker
+# (cells run in order).
+UNIT_WORKERS := -n 3 --dist worksteal
 NB_WORKERS := -n 2 --dist loadfile
 
 .PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks site

@@ -28,8 +28,9 @@ KERNEL = REPO / "kernel"
 
 # Modules whose tests share a costly fixture that lives in one process
 # (JupyterLab with Chromium: ~10 s to start). They are collected first:
-# xdist's load scheduling hands out the first tests as one consecutive
-# batch per worker, so they all land on one worker and it starts once.
+# xdist's worksteal scheduling gives each worker one consecutive slice of
+# the tests to start with, so they all land on one worker and it starts
+# once.
 COLLECTED_FIRST = ("test_notebook_metadata.py",)
 
 
@@ -46,6 +47,15 @@ def pytest_configure(config: pytest.Config) -> None:
     not)."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def close_figures() -> Iterator[None]:
+    """Close the figures a test made (pyplot keeps every one open)."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 @pytest.fixture

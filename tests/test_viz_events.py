@@ -5,7 +5,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from minios_lab.events import EventChannels  # noqa: E402
@@ -13,12 +12,6 @@ from minios_lab.viz.events import (CLEAR, DELIVERABLE, HELD,  # noqa: E402
                                    MASKED, _disabled_spans, _waits,
                                    plot_bitmaps, plot_scan_order,
                                    plot_timeline, port_states)
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture
