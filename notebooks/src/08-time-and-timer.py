@@ -293,6 +293,7 @@ print("\n".join(l for l in result.section("time") if not l.startswith(tuple(f"ti
 real = parse_time_section(result.section("time"))
 print(len(real.intervals_us), "intervals; the record, the TSC frequency and",
       "the wall clock were read:", bool(real.record and real.tsc_khz and real.wallclock))
+print("the guest's own verdict on its time chapter:", result.chapters.get("time"))
 
 # %% tags=["nbval-ignore-output"]
 fig = plot_tick_intervals(real.intervals_us, 1000, "real Xen in QEMU: 2000 ticks")
