@@ -5,7 +5,11 @@ tests that need a browser skip and say how to get it.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
+from typing import Iterator
 
 import pytest
 
@@ -32,12 +36,11 @@ def _loopback_service_class():
     return LoopbackService
 
 
-def _loopback_service(driver: str):
-    return _loopback_service_class()(driver)
-
-
-def chrome():
-    """A headless Chromium WebDriver, its console log kept; skip if absent."""
+@contextlib.contextmanager
+def chrome() -> Iterator[object]:
+    """A headless Chromium WebDriver, its console log kept; skip if absent.
+    Chromium's temporary files (its singleton socket, which it leaves behind
+    in /tmp) go to a folder of its own, removed with the driver."""
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         pytest.skip("Debian's chromium and chromium-driver are not installed "
@@ -51,4 +54,14 @@ def chrome():
                 "--disable-dev-shm-usage", "--window-size=1280,900"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=_loopback_service(driver), options=options)
+    scratch = tempfile.mkdtemp(prefix="minios-lab-chromium-")
+    service = _loopback_service_class()(driver, env={**os.environ,
+                                                     "TMPDIR": scratch})
+    try:
+        browser = webdriver.Chrome(service=service, options=options)
+        try:
+            yield browser
+        finally:
+            browser.quit()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

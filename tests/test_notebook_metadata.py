@@ -134,16 +134,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def lab_page(lab):
     base, root = lab
-    driver = chrome()
-    driver.set_script_timeout(120)
-    driver.get(f"{base}/?token={TOKEN}")   # the server sends it to its default_url
-    driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "const wait = () => window.jupyterapp ?"
-        " window.jupyterapp.restored.then(() => done(true)) : setTimeout(wait, 100);"
-        "wait();")
-    yield driver, root
-    driver.quit()
+    with chrome() as driver:
+        driver.set_script_timeout(120)
+        driver.get(f"{base}/?token={TOKEN}")   # the server sends it to its default_url
+        driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "const wait = () => window.jupyterapp ?"
+            " window.jupyterapp.restored.then(() => done(true)) : setTimeout(wait, 100);"
+            "wait();")
+        yield driver, root
 
 
 # Open a notebook (or take the one on screen) and wait until JupyterLab has

@@ -219,9 +219,8 @@ def test_make_site_is_a_listed_target() -> None:
 
 @pytest.fixture(scope="module")
 def browser():
-    driver = chrome()
-    yield driver
-    driver.quit()
+    with chrome() as driver:
+        yield driver
 
 
 def _open(browser, page: Path, expect: tuple[str, ...] = ()) -> list[dict]:
