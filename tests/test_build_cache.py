@@ -138,6 +138,21 @@ def test_the_default_limit(monkeypatch):
     assert cache.limit_bytes() == cache.DEFAULT_LIMIT_MB * 1024 * KB
 
 
+def test_doctor_reports_the_cache_size_and_a_bad_limit(tmp_path,
+                                                     monkeypatch):
+    from minios_lab.build.toolchain import doctor
+    monkeypatch.setenv("MINIOS_LAB_CACHE", str(tmp_path))
+    (tmp_path / "cbuild").mkdir()
+    make_entry(tmp_path / "cbuild", "_unit_0.so", 3 << 20, age=HOUR)
+    monkeypatch.setenv(cache.LIMIT_ENV, "40")
+    line = next(c for c in doctor() if c.name == "build cache")
+    assert line.ok and line.detail.startswith("3 MiB of 40 MiB"), line
+    monkeypatch.setenv(cache.LIMIT_ENV, "big")
+    line = next(c for c in doctor() if c.name == "build cache")
+    assert not line.ok and cache.LIMIT_ENV in line.detail
+    assert "unset it" in line.fix
+
+
 CHILD = """
 import sys
 from minios_lab.build import cbuild, units

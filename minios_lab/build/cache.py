@@ -164,6 +164,15 @@ def limit_bytes() -> int:
     return int(text) << 20
 
 
+def usage(folder: Path) -> str:
+    """What `minios-lab doctor` says of the cache: size and limit."""
+    limit = limit_bytes()
+    held = sum(e.size for e in _entries(folder).values()) \
+        if folder.is_dir() else 0
+    return (f"{held >> 20} MiB of {limit >> 20} MiB in {folder} "
+            f"({LIMIT_ENV})")
+
+
 @dataclass
 class _Entry:
     """One cached thing: a built file with its record and lock, a kept

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from minios_lab.build import sysdeps
+from minios_lab.build import cache, sysdeps
 from minios_lab.build.debfetch import (SETUP_COMMAND, XEN_SERIES, cache_dir, candidate,
                        fetch_package, is_root, locked, record_version,
                        recorded_versions, run, xen_dir)
@@ -379,6 +379,7 @@ def doctor(look_for_newer: bool = False) -> list[Check]:
         _check("C compiler", _compiler_probe),
         _check("Python headers", lambda: str(python_include_dir())),
         _check("cache dir writable", lambda: str(writable_dir(cache_dir()))),
+        _check("build cache", lambda: cache.usage(cache_dir() / "cbuild")),
         _check("guest build dir writable", lambda: str(writable_dir(
             KERNEL_BUILD, "make the repository writable (chown/chmod), or "
             "work in a copy you own"))),
