@@ -60,8 +60,11 @@ DOM0_START_LIMIT = 120.0   # seconds for the dom0 to be ready (~6 s idle)
 KERNEL_DIR = minios_lab.KERNEL_DIR
 QEMU_MEMORY_MB = 1536
 DOM0_CMDLINE = "console=hvc0 quiet"
+# bootscrub=0: Xen would clear the free RAM (about 1 GiB here) in its idle
+# loop while the dom0 waits; QEMU's RAM is new and zero, and under TCG the
+# clearing cost 1-2 s of CPU per boot (7.2-8.3 s against 6.2 s, measured).
 XEN_ARGS = ("console=com1", "dom0_mem=512M,max:512M", "dom0_max_vcpus=1",
-            "loglvl=all", "guest_loglvl=all")
+            "bootscrub=0", "loglvl=all", "guest_loglvl=all")
 DOM0_PREFIX = dom0_builder.DOM0_PREFIX
 GUEST_MARK = dom0_builder.GUEST_MARK
 READY = "dom0: toolstack ready"
