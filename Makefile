@@ -80,7 +80,7 @@ clean: ## remove the guest build and .venv
 system: ## install the Debian packages the kit needs (root or sudo)
 	@$(PYTHON) -m minios_lab.build.sysdeps
 
-setup: ## set up .venv, the Python packages, Xen, its headers, the domU's dom0
+setup: ## set up .venv, the Python packages, Xen, its headers, the domU's dom0; build the guest and host units once
 	@$(PYTHON) -m minios_lab.build.sysdeps
 	@[ ! -x $(BIN)/python ] || [ "$$($(BIN)/python -c 'import sys; print(sys.version)')" = "$$($(PYTHON) -c 'import sys; print(sys.version)')" ] || { \
 	  echo "minios-lab: $(VENV) was made by another Python than $(PYTHON); making it again"; rm -rf $(VENV); }
