@@ -220,21 +220,29 @@ def _remove(entry: _Entry) -> bool:
     return True
 
 
+def _leftover(entry: _Entry) -> bool:
+    """What a killed build left: its work folder (mkdtemp in _publish) or
+    a half-written kept header (cdef-<digest>.h.<pid>)."""
+    return any(p.is_dir() for p in entry.paths) or \
+        entry.name.rpartition(".")[2].isdigit()
+
+
 def sweep(folder: Path, limit: int, protect: Path | None = None) -> list[str]:
     """Delete least recently used entries of `folder` until it holds at most
-    `limit` bytes; returns the names deleted, oldest first. Never deletes
-    `protect`, the guard runtime, an entry used in the last RECENT_S
-    seconds or one whose lock is held."""
+    `limit` bytes, and any leftover of a killed build; returns the names
+    deleted, oldest first. Never deletes `protect`, the guard runtime, an
+    entry used in the last RECENT_S seconds or one whose lock is held."""
     removed: list[str] = []
     with contextlib.suppress(OSError):      # a read-only cache stays as is
         entries = _entries(folder)
         total = sum(e.size for e in entries.values())
         recent = time.time() - RECENT_S
         for entry in sorted(entries.values(), key=lambda e: e.used):
-            if total <= limit or entry.used > recent:
+            if entry.used > recent:
                 break
             if (protect and entry.name == protect.name) or \
-                    entry.name.startswith(KEPT_PREFIXES):
+                    entry.name.startswith(KEPT_PREFIXES) or \
+                    (total <= limit and not _leftover(entry)):
                 continue
             if _remove(entry):
                 total -= entry.size
