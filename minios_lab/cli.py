@@ -48,30 +48,25 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return cmd_doctor(args)
 
 
-def _first_error(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines()]
-    return next((line for line in lines if "error" in line),
-                next((line for line in lines if line), "(no message)"))
-
-
 def warm_builds(kernel_dir: Path) -> bool:
     """Build the guest image and every host unit (once: both are cached).
     A learner's C that does not compile is the notebooks' to show: this
     says where the first error is and returns False, never raises."""
     from minios_lab.build import units
+    from minios_lab.classroom.trees import compiler_error
     from minios_lab.errors import CompileError
     from minios_lab.guest import boot
     failed, first = [], ""
     try:
         boot.build_image(kernel_dir)
     except boot.BuildError as err:
-        failed, first = ["the guest image"], _first_error(str(err))
+        failed, (first, _) = ["the guest image"], compiler_error(str(err))
     for name in units.UNITS:
         try:
             units.load(name, kernel_dir=kernel_dir)
         except CompileError as err:
             failed.append(name)
-            first = first or _first_error(err.diagnostics)
+            first = first or compiler_error(err.diagnostics)[0]
     if failed:
         print(f"minios-lab setup: not built now (a notebook or test builds "
               f"them when it needs them, and shows the whole error): "
