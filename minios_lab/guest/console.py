@@ -95,9 +95,10 @@ class ConsoleWatch:
         return deadline
 
 
-def pump(proc: subprocess.Popen, console: ConsoleWatch, deadline: float) -> bool:
+def pump(proc: subprocess.Popen, console: ConsoleWatch, deadline: float,
+         tap: Optional[Callable[[str], None]] = None) -> bool:
     """Feed console lines until QEMU's output ends (True) or it is time to
-    stop it (False)."""
+    stop it (False); `tap`, if given, sees each line after the console."""
     lines: "queue.Queue[Optional[str]]" = queue.Queue()
     threading.Thread(target=read_lines, args=(proc.stdout, lines),
                      daemon=True).start()
@@ -112,6 +113,8 @@ def pump(proc: subprocess.Popen, console: ConsoleWatch, deadline: float) -> bool
         if line is None:
             return True
         console.add(line)
+        if tap is not None:
+            tap(line)
     return False
 
 

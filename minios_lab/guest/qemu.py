@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from minios_lab.guest import qmp
+from minios_lab.guest.clock_wait import ClockWait
 from minios_lab.guest.console import drain_into, pump
 
 PR_SET_PDEATHSIG = 1          # <linux/prctl.h>
@@ -211,16 +214,26 @@ def run(cmd: list[str], timeout: float, console: Any) -> QemuRun:
     """Run QEMU until its serial output ends or `timeout` s pass, feeding
     each line to `console` (a guest.console watch); QEMU is always dead on
     return. Runs in the caller's thread, which must be the one that started
-    QEMU (guard 1 above: QEMU dies when that thread ends)."""
+    QEMU (guard 1 above: QEMU dies when that thread ends). QEMU also gets a
+    QMP socket, through which :class:`ClockWait` holds the machine while
+    Xen waits for the CMOS clock."""
     start = time.monotonic()
-    proc = spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE)
+    ours, theirs = socket.socketpair()
+    try:
+        proc = spawn(cmd + qmp.qemu_args(theirs.fileno()),
+                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
     stderr: list[bytes] = []
     drain = threading.Thread(target=drain_into, args=(proc.stderr, stderr),
                              daemon=True)
     drain.start()
     try:
-        ended = pump(proc, console, start + timeout)
+        ended = pump(proc, console, start + timeout, ClockWait(ours).line)
         if ended:
             try:
                 proc.wait(timeout=REAP_TIMEOUT)
@@ -228,6 +241,7 @@ def run(cmd: list[str], timeout: float, console: Any) -> QemuRun:
                 pass
     finally:
         stop(proc)
+        ours.close()
     elapsed = time.monotonic() - start
     drain.join(timeout=REAP_TIMEOUT)
     err = b"".join(stderr).decode("utf-8", errors="replace")
