@@ -72,7 +72,7 @@ def test_setup_builds_the_image_and_every_unit_once(monkeypatch):
     built = []
     monkeypatch.setattr("minios_lab.build.toolchain.setup", lambda: {})
     monkeypatch.setattr("minios_lab.guest.dom0.prepare", lambda: None)
-    monkeypatch.setattr(cli, "cmd_doctor", lambda args: 0)
+    monkeypatch.setattr(cli, "cmd_doctor", lambda args, look_for_newer=True: 0)
     monkeypatch.setattr("minios_lab.guest.boot.build_image",
                         lambda kernel_dir: built.append("image"))
     monkeypatch.setattr("minios_lab.build.units.load",

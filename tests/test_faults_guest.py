@@ -342,6 +342,21 @@ def test_an_unwritable_cache_costs_only_the_pid_files(image, tmp_path,
     assert _qemu_gone(result.qemu_pid)
 
 
+def test_qemu_runs_without_transparent_huge_pages():
+    # -mem-prealloc faults in all guest RAM at start; with huge pages the
+    # kernel may compact memory for each one (seconds of system time).
+    proc = qemu_proc.spawn(["sleep", "30"])
+    try:
+        for _ in range(100):            # until exec has replaced the child
+            if "sleep" in Path(f"/proc/{proc.pid}/cmdline").read_text():
+                break
+            time.sleep(0.01)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        assert "THP_enabled:\t0" in status, status
+    finally:
+        qemu_proc.stop(proc)
+
+
 def test_an_unknown_crash_word_is_ignored_and_said(plain: BootResult):
     assert plain.succeeded, plain.report()
     assert ("crash=bogus: unknown, ignored (crash=1, crash=null or "

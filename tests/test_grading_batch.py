@@ -74,11 +74,12 @@ def test_a_batch_survives_crashes_and_hangs(tmp_path):
         trees.append(_student(tmp_path / name, FAULTS[fault]))
         trees[-1] = trees[-1].rename(tmp_path / name / name)
     out = tmp_path / "results"
-    # cyd's endless loop has 60 s per check but only 15 s in all: the
+    # cyd's endless loop has 60 s per check but only 10 s in all: the
     # student's time limit stops that grading, not the batch. (ann's and
-    # bob's gradings take about 3 s each.)
+    # bob's gradings take about 3 s each; the loop spins a core throughout,
+    # so the limit is no longer than they need on a loaded machine.)
     status = grade_many(trees, out, jobs=2, chapter="02", limit=60,
-                        student_timeout=15)
+                        student_timeout=10)
     assert status == 1                      # one student could not be graded
     rows = {r["student"]: r for r in csv.DictReader(
         open(out / "gradebook.csv"))}
@@ -86,7 +87,7 @@ def test_a_batch_survives_crashes_and_hangs(tmp_path):
     assert rows["ann"]["ch02"] == "5" and rows["ann"]["total"] == "5"
     assert rows["bob"]["ch02"] == "5"       # the segfault cost one check
     assert rows["cyd"]["total"] == "0"
-    assert "did not finish in 15 s" in rows["cyd"]["status"]
+    assert "did not finish in 10 s" in rows["cyd"]["status"]
     bob = json.loads((out / "bob.json").read_text())
     assert [c["status"] for c in bob["checks"]].count("crashed") == 1
     assert json.loads((out / "cyd.json").read_text())["error"]
