@@ -30,9 +30,12 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.
 # for 40 s); what several tests only read (a booted guest, a graded
 # hand-out, the site) is made once per run and shared by the workers
 # (tests/conftest.py, made_once). Notebooks: one whole notebook per worker
-# (cells run in order), three workers too (45 s here against 57 s for two).
+# (cells run in order), three workers alone (45 s here against 57 s for
+# two); `make test` runs them beside the unit tests with two workers
+# (scripts/run_tests.py), as it ends sooner than one run after the other.
 UNIT_WORKERS := -n 3 --dist worksteal
 NB_WORKERS := -n 3 --dist loadfile
+NB_BESIDE_WORKERS := -n 2 --dist loadfile
 
 .PHONY: help system setup lab test test-unit test-notebooks boot debug kernel format format-check clean bench notebooks site
 
@@ -42,9 +45,10 @@ help: ## list the targets (this)
 lab: setup ## set up everything, then start JupyterLab on notebooks/
 	$(BIN)/minios-lab lab
 
-test: setup ## set up everything, then run every test and nbval (CI runs this)
-	$(BIN)/pytest $(UNIT_WORKERS) $(PYTEST_ARGS) tests
-	$(BIN)/pytest $(NB_WORKERS) $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
+test: setup ## set up everything, then run every test and nbval beside them (CI runs this)
+	$(BIN)/python scripts/run_tests.py \
+	  $(BIN)/pytest $(UNIT_WORKERS) $(PYTEST_ARGS) tests --- \
+	  $(BIN)/pytest $(NB_BESIDE_WORKERS) $(NBVAL) $(PYTEST_ARGS) notebooks/*.ipynb
 
 test-unit: setup ## the pytest tests only, not the notebooks
 	$(BIN)/pytest $(UNIT_WORKERS) $(PYTEST_ARGS) tests

@@ -1,6 +1,7 @@
 """Measure `make test` once set-up is done: its wall time, and the time of
-each of its two pytest runs (the unit tests, then nbval over every
-notebook) as pytest itself reports it. Prints the measured numbers and the
+each of its two pytest runs (the unit tests, and nbval over every notebook
+beside them: scripts/run_tests.py) as pytest itself reports it; then
+`make test-notebooks`, nbval alone. Prints the measured numbers and the
 README's Numbers row; asserts nothing.
 
     .venv/bin/python scripts/bench_test_suite.py [--log make-test.log]
@@ -78,20 +79,27 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--log"] and len(argv) == 2:
         Path(argv[1]).write_text(proc.stdout + proc.stderr)
     runs = pytest_runs(proc.stdout)
-    names = ["unit tests", "nbval"]
+    names = ["unit tests", "nbval beside them"]
     for name, run in zip(names, runs):
         print(f"{name}: {run.counts} in {run.seconds:.0f} s")
     print(f"make test: exit {proc.returncode}, {elapsed:.0f} s wall time "
           f"(load average {load_before:.1f} before, {load_after:.1f} after)")
-    if len(runs) == 2 and proc.returncode == 0:
+    alone = pytest_runs(subprocess.run(
+        ["make", "-C", str(REPO), "test-notebooks"], capture_output=True,
+        text=True).stdout)
+    if alone:
+        print(f"nbval alone (make test-notebooks): {alone[-1].counts} in "
+              f"{alone[-1].seconds:.0f} s")
+    if len(runs) == 2 and proc.returncode == 0 and alone:
         unit, nb = runs
         print("README row:")
         print(f"| `make test` after set-up: {unit.items} tests "
-              f"({workers('UNIT_WORKERS')} workers), then nbval over "
-              f"every notebook ({nb.items} cells, "
-              f"{workers('NB_WORKERS')} workers) | {minutes(elapsed)} "
-              f"(unit tests "
-              f"{unit.seconds:.0f} s, nbval {nb.seconds:.0f} s) | dev, "
+              f"({workers('UNIT_WORKERS')} workers) and, beside them, nbval "
+              f"over every notebook ({nb.items} cells, "
+              f"{workers('NB_BESIDE_WORKERS')} workers) | {minutes(elapsed)} "
+              f"(unit tests {unit.seconds:.0f} s, nbval {nb.seconds:.0f} s "
+              f"beside them; nbval alone, {workers('NB_WORKERS')} workers: "
+              f"{alone[-1].seconds:.0f} s) | dev, "
               f"load average {load_before:.1f} | "
               f"`scripts/bench_test_suite.py` |")
     return 0
