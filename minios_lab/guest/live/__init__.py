@@ -225,6 +225,8 @@ class LiveGuest:
                 f"the guest did not {goal} within {timeout:g} s; QEMU and "
                 f"gdb are stopped. Its last lines:\n  {lines}"), "timeout")
         stop = Stop.from_record(payload)
+        if self.machine is not None:      # what it printed before stopping
+            self.machine.console.settle()
         if stop.reason in ("exited", "exited-normally", "exited-signalled"):
             raise self._fail(GuestExited(
                 f"QEMU ended before the guest could {goal}"), "exited")

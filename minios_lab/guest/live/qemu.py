@@ -28,10 +28,14 @@ The exceptions of the live layers are defined here, at the bottom.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import select
 import signal
 import socket
+import struct
 import subprocess
+import termios
 import threading
 import time
 from pathlib import Path
@@ -161,6 +165,18 @@ def listening_on(pid: int, port: int) -> bool:
 
 # --- the console -------------------------------------------------------------
 
+SETTLE_TIMEOUT = 2.0       # settle() waits for the reader at most this
+
+
+def _unread_bytes(fd: int) -> int:
+    """Bytes waiting in the pipe `fd` (0 if that cannot be told)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD,
+                                              b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
 class Console:
     """The serial console of one QEMU, collected by a thread."""
 
@@ -174,6 +190,8 @@ class Console:
         self.shutdown = threading.Event()     # the guest asked to stop
         self.closed = threading.Event()       # QEMU's output ended
         self._lock = threading.Lock()
+        self._fd: Optional[int] = None        # QEMU's stdout, once read
+        self._busy = False                    # lines read, not yet added
 
     def add(self, line: str) -> None:
         with self._lock:
@@ -193,11 +211,47 @@ class Console:
         if any(mark in text for mark in SHUTDOWN_MARKS):
             self.shutdown.set()
 
+    def _add_raw(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        self.add(text.replace("\r", ""))
+
     def read_from(self, stream) -> None:
-        for raw in iter(stream.readline, b""):
-            text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            self.add(text.replace("\r", ""))
+        """The reader thread: wait until QEMU's output is readable, then
+        (busy) read what is there and add its whole lines. Whatever QEMU
+        wrote is thus always either still in the pipe or being added
+        while busy is set: what :meth:`settle` relies on."""
+        self._fd = stream.fileno()
+        readable = select.poll()
+        readable.register(self._fd, select.POLLIN)
+        pending = b""
+        while True:
+            readable.poll()
+            self._busy = True
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                break
+            *whole, pending = (pending + chunk).split(b"\n")
+            for raw in whole:
+                self._add_raw(raw)
+            self._busy = False
+        if pending:
+            self._add_raw(pending)
+        self._busy = False
         self.closed.set()
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Wait until every byte QEMU has written so far is in the lines
+        (at most `timeout` s). A stopped guest writes nothing more, but the
+        reader thread may not have run since its last lines (a loaded
+        machine): without this, they would be missing from the console."""
+        deadline = time.monotonic() + timeout
+        while not self.closed.is_set() and time.monotonic() < deadline:
+            if self._fd is None:
+                break
+            unread = _unread_bytes(self._fd)   # first; then the flag
+            if unread == 0 and not self._busy:
+                return
+            time.sleep(0.002)
 
     def snapshot(self) -> tuple[list[str], list[str]]:
         """(every line, the guest's lines), copied."""
