@@ -39,6 +39,8 @@ class BootResult:
     result_line: Optional[str] = None   # the guest's "RESULT: ..." line
     crash: Optional[CrashReport] = None
     shutdown_reason: Optional[str] = None  # "reboot" or "poweroff"
+    # QEMU's command line; the runner adds the QMP socket's two options
+    # (guest.qmp.qemu_args), whose descriptor lives only for that run
     command: list[str] = field(default_factory=list)
     qemu_stderr: str = ""
     qemu_pid: Optional[int] = None   # already reaped: for checking only
