@@ -63,7 +63,7 @@ def _prctl() -> Optional[Callable[..., int]]:
     return getattr(_libc, "prctl", None)
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
+def _child_setup(parent: int) -> Callable[[], None]:
     """The child's set-up: guard 1, and no transparent huge pages. QEMU's
     -mem-prealloc faults in all guest RAM at start, and with huge pages
     the kernel may first compact memory for each one: a 4096 MiB boot
@@ -183,7 +183,7 @@ def spawn(cmd: list[str], **popen_kwargs: Any) -> Qemu:
     """Start QEMU from the calling thread (see guard 1) in a session of its
     own, after reaping leftovers. Raises OSError if it cannot start."""
     reap_orphans()
-    proc = Qemu(cmd, preexec_fn=_die_with_parent(os.getpid()),
+    proc = Qemu(cmd, preexec_fn=_child_setup(os.getpid()),
                 start_new_session=True, **popen_kwargs)
     proc.pid_file = _write_pid_file(proc)
     return proc
