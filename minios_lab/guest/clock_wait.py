@@ -28,7 +28,7 @@ while it waits.
 
 Nothing here can stop a boot. If the marker never comes (a QEMU with
 another CPU model prints another line) or QMP fails, the boot takes its
-usual wait; once the CPU is stopped, ``cont`` is always sent.
+usual wait; once ``stop`` has been sent, ``cont`` always follows.
 """
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ class ClockWait:
         qmp = Qmp(self._sock)
         try:
             qmp.execute("stop")
-        except QmpError:
-            return                          # still running: nothing to undo
+        except QmpError:    # refused, or no answer yet: it may still stop
+            self._resume(qmp)
+            return
         stopped = time.monotonic()
         try:
             edge = self._restart_clock(qmp)

@@ -7,8 +7,8 @@ asynchronous ``{"event": ...}`` lines, which this client skips.
 
 A boot hands QEMU one end of a socket pair (``-chardev socket,fd=N``), so
 there is no socket file to name, find or clean up. Every read has a time
-limit: a QEMU that stops answering costs :data:`TIMEOUT` seconds, never a
-stuck boot.
+limit: a QEMU that stops answering costs :data:`TIMEOUT` seconds a
+command, never a stuck boot.
 """
 from __future__ import annotations
 
