@@ -113,8 +113,9 @@ def qemu_command(elf: Path, cmdline: str, memory_mb: int,
     """-mem-prealloc: QEMU backs all guest RAM before Xen starts. The
     guest's mm chapters write to every page it has, and under TCG a first
     write to RAM the host has not backed yet costs about 30 times a later
-    one. Measured on the 2-core machine, every chapter at 4096 MiB: about
-    5 s with it, 6.5 to 13 s without; no change at 64 MiB."""
+    one. Measured on the 2-core machine, every chapter at 4096 MiB: 4.4
+    to 5.3 s with it, 7.2 to 12.6 s without (5 boots each); no change at
+    64 MiB."""
     return [
         str(toolchain.qemu_binary()), "-mem-prealloc",
         "-m", str(memory_mb + XEN_MEMORY_MB),

@@ -67,7 +67,7 @@ def _child_setup(parent: int) -> Callable[[], None]:
     """The child's set-up: guard 1, and no transparent huge pages. QEMU's
     -mem-prealloc faults in all guest RAM at start, and with huge pages
     the kernel may first compact memory for each one: a 4096 MiB boot
-    took 9-11 s of system time that way on a machine whose memory was
+    took 8-11 s of system time that way on a machine whose memory was
     fragmented, against 1.2 s every time with 4 KiB pages (the user time,
     about 3 s, is the same)."""
     prctl = _prctl()
